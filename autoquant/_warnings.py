@@ -1,0 +1,23 @@
+"""The one place where the noise of torch.ao.quantization is silenced.
+
+torch.ao.quantization warns on every call that it is deprecated, and its observers warn about
+``reduce_range`` for every layer. autoquant knows both (a torchao engine can sit beside the
+torch.ao methods in the registry), so the messages would only flood a user's terminal. Only
+these exact messages are filtered; every other warning still reaches the user.
+"""
+
+import warnings
+
+SILENCED = (
+    r"torch\.ao\.quantization is deprecated",
+    r"Please use quant_min and quant_max to specify the range for observers",
+    r"torch\.quantize_per_tensor, torch\.quantize_per_channel",
+    r"must run observer before calling calculate_qparams",
+    r"_aminmax is deprecated",
+    r"TypedStorage is deprecated",
+)
+
+
+def silence_torch_ao_warnings() -> None:
+    for message in SILENCED:
+        warnings.filterwarnings("ignore", message=message)

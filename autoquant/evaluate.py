@@ -1,0 +1,254 @@
+"""Measurements: the metric and its drop, latency against float (interleaved), serialized size.
+
+Quantized is not always faster: on a small MLP every int8 variant ran slower than float on a
+2-core x86 machine. So speed is always measured here, never assumed, and always as a ratio
+against the float model timed in the same process, in alternation, under the same scenario.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from autoquant._validation import check_int
+from autoquant.data import check_reiterable, inputs_of, targets_of
+from autoquant.errors import ConfigError, DataError
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """How the model will be served: examples per call and CPU threads."""
+
+    batch_size: int = 1
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        check_int("Scenario", "batch_size", self.batch_size, low=1)
+        check_int("Scenario", "threads", self.threads, low=1)
+
+    @property
+    def name(self) -> str:
+        return f"bs{self.batch_size}-t{self.threads}"
+
+
+#: Built-in deployment scenarios: one request at a time on one thread, and throughput.
+SCENARIOS = {"bs1-t1": Scenario(1, 1), "bs64-t2": Scenario(64, 2)}
+
+
+def get_scenario(name: str | Scenario) -> Scenario:
+    if isinstance(name, Scenario):
+        return name
+    if name not in SCENARIOS:
+        raise ConfigError(
+            f"The 'scenario' parameter must be one of {list(SCENARIOS)} or a Scenario. "
+            f"Got {name!r} instead."
+        )
+    return SCENARIOS[name]
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, data: Iterable, *, max_batches: int | None = None):
+    """(outputs, targets) of ``model`` over the first ``max_batches`` batches of ``data``."""
+    check_reiterable(data, "data")
+    outputs, targets = [], []
+    for i, batch in enumerate(data):
+        if max_batches is not None and i >= max_batches:
+            break
+        outputs.append(model(inputs_of(batch)))
+        targets.append(targets_of(batch, "data"))
+    if not outputs:
+        raise DataError("The evaluation data is empty: give at least one (inputs, targets) batch.")
+    return torch.cat(outputs), torch.cat(targets)
+
+
+def score(
+    model: nn.Module,
+    data: Iterable,
+    metric: Callable[[torch.Tensor, torch.Tensor], float],
+    *,
+    max_batches: int | None = None,
+) -> float:
+    """The metric of ``model`` on ``data``; a value outside [0, 1] or NaN is refused."""
+    outputs, targets = predict(model, data, max_batches=max_batches)
+    try:
+        value = float(metric(outputs, targets))
+    except Exception as err:  # noqa: BLE001 - the user's metric failed on the model's output
+        raise DataError(
+            f"The metric failed on the model's output (output shape {tuple(outputs.shape)}, "
+            f"target shape {tuple(targets.shape)}): {type(err).__name__}: {err}."
+        ) from None
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise DataError(
+            f"The metric must return a score in [0, 1] (higher is better). Got {value!r} for "
+            f"output shape {tuple(outputs.shape)}; check that the model's output fits the metric."
+        )
+    return value
+
+
+def serialized_size(model: nn.Module) -> int:
+    """Bytes of the model's state_dict as torch.save writes it (packed weights included)."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell()
+
+
+def example_batch(data: Iterable, batch_size: int) -> torch.Tensor:
+    """An input batch of exactly ``batch_size`` examples, cycling through ``data`` if short."""
+    pieces, count = [], 0
+    while count < batch_size:
+        before = count
+        for batch in data:
+            x = inputs_of(batch)
+            pieces.append(x)
+            count += len(x)
+            if count >= batch_size:
+                break
+        if count == before:
+            raise DataError("The evaluation data is empty: no batch to time the model on.")
+    return torch.cat(pieces)[:batch_size]
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    spread_ms: float  # interquartile range
+
+
+@torch.no_grad()
+def measure_latency(
+    models: dict[str, nn.Module],
+    example: torch.Tensor,
+    threads: int,
+    *,
+    budget_s: float = 1.0,
+    min_rounds: int = 7,
+    max_rounds: int = 50,
+) -> dict[str, Timing]:
+    """Per-call latency of each model, timed in alternation so noise hits all of them alike.
+
+    Each model is warmed up, then rounds run every model once (order rotated each round) until
+    ``budget_s`` seconds of timing per model or ``max_rounds``. Calls that are too short for the
+    clock are repeated inside one sample.
+    """
+    names = list(models)
+    with torch_threads(threads):
+        inner = {}
+        for name in names:
+            start = time.perf_counter()
+            models[name](example)  # warm-up; also sizes the inner loop
+            models[name](example)
+            once = max((time.perf_counter() - start) / 2, 1e-6)
+            inner[name] = max(1, int(0.002 / once))
+        samples: dict[str, list[float]] = {name: [] for name in names}
+        spent = 0.0
+        rounds = 0
+        while rounds < max_rounds and (rounds < min_rounds or spent < budget_s * len(names)):
+            order = names[rounds % len(names) :] + names[: rounds % len(names)]
+            for name in order:
+                start = time.perf_counter()
+                for _ in range(inner[name]):
+                    models[name](example)
+                elapsed = time.perf_counter() - start
+                spent += elapsed
+                samples[name].append(elapsed / inner[name] * 1000)
+            rounds += 1
+    result = {}
+    for name, values in samples.items():
+        quartiles = statistics.quantiles(values, n=4)
+        result[name] = Timing(statistics.median(values), quartiles[2] - quartiles[0])
+    return result
+
+
+@dataclasses.dataclass(frozen=True)
+class Metrics:
+    """What one candidate measured, against the float model in the same run.
+
+    ``drop_points`` is the metric's drop in points (hundredths of the [0, 1] score);
+    ``speedup`` is float latency / candidate latency (above 1 is faster).
+    """
+
+    accuracy: float
+    float_accuracy: float
+    drop_points: float
+    drop_relative: float
+    latency_ms: float
+    latency_spread_ms: float
+    float_latency_ms: float
+    speedup: float
+    size_bytes: int
+    float_size_bytes: int
+    size_ratio: float
+    scenario: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def make_metrics(
+    accuracy: float,
+    float_accuracy: float,
+    timings: dict[str, Timing],
+    size_bytes: int,
+    float_size_bytes: int,
+    scenario: Scenario,
+) -> Metrics:
+    drop = float_accuracy - accuracy
+    return Metrics(
+        accuracy=accuracy,
+        float_accuracy=float_accuracy,
+        drop_points=100 * drop,
+        drop_relative=drop / float_accuracy if float_accuracy else 0.0,
+        latency_ms=timings["candidate"].median_ms,
+        latency_spread_ms=timings["candidate"].spread_ms,
+        float_latency_ms=timings["float"].median_ms,
+        speedup=timings["float"].median_ms / timings["candidate"].median_ms,
+        size_bytes=size_bytes,
+        float_size_bytes=float_size_bytes,
+        size_ratio=size_bytes / float_size_bytes,
+        scenario=scenario.name,
+    )
+
+
+def evaluate(
+    model: nn.Module,
+    float_model: nn.Module,
+    data: Iterable,
+    metric: Callable[[torch.Tensor, torch.Tensor], float],
+    scenario: Scenario = SCENARIOS["bs1-t1"],
+    *,
+    float_accuracy: float | None = None,
+    float_size_bytes: int | None = None,
+) -> Metrics:
+    """Measure ``model`` against ``float_model`` on ``data`` under ``scenario``.
+
+    ``float_accuracy`` and ``float_size_bytes`` may be passed when already known (a study
+    measures the float model once); latency is always timed again, interleaved.
+    """
+    if float_accuracy is None:
+        float_accuracy = score(float_model, data, metric)
+    if float_size_bytes is None:
+        float_size_bytes = serialized_size(float_model)
+    accuracy = score(model, data, metric)
+    example = example_batch(data, scenario.batch_size)
+    timings = measure_latency({"float": float_model, "candidate": model}, example, scenario.threads)
+    return make_metrics(
+        accuracy, float_accuracy, timings, serialized_size(model), float_size_bytes, scenario
+    )

@@ -1,0 +1,76 @@
+"""What the static methods share: FX graph mode with per-layer exclusion, an eager fallback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.ao.quantization import QConfigMapping, QuantWrapper, convert, prepare
+
+from autoquant.layers import quantizable_layers
+
+#: Layer types eager mode can quantize one by one behind a QuantStub/DeQuantStub pair.
+EAGER_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+ONEDNN_AFFINE_WEIGHTS = (
+    "oneDNN takes symmetric weights only (zero point 0); use qscheme='symmetric' with onednn"
+)
+
+
+def static_restriction(config) -> str | None:
+    """The restriction both static methods share, on top of the backend table."""
+    if config.backend == "onednn" and config.qscheme == "affine":
+        return ONEDNN_AFFINE_WEIGHTS
+    return None
+
+
+def qconfig_mapping(model: nn.Module, qconfig, layers: Iterable[str]) -> QConfigMapping:
+    """Quantize everything with ``qconfig`` except the quantizable layers not in ``layers``."""
+    chosen = set(layers)
+    mapping = QConfigMapping().set_global(qconfig)
+    for layer in quantizable_layers(model):
+        if layer.name not in chosen:
+            mapping.set_module_name(layer.name, None)
+    return mapping
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, inputs: Sequence[torch.Tensor]) -> None:
+    for x in inputs:
+        model(x)
+
+
+def fx_trace_error(model: nn.Module) -> str | None:
+    """None when torch.fx can trace ``model``; otherwise where and why it breaks."""
+    try:
+        torch.fx.symbolic_trace(model)
+    except Exception as err:  # noqa: BLE001 - any tracing failure means "not traceable"
+        return f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
+    return None
+
+
+def eager_wrap_quantize(
+    model: nn.Module, qconfig, layers: Iterable[str], inputs: Sequence[torch.Tensor]
+) -> tuple[nn.Module, int]:
+    """Quantize each chosen Linear/Conv alone, between its own QuantStub and DeQuantStub.
+
+    Works on models FX cannot trace, at the price of a quantize/dequantize pair per layer.
+    Returns the model and the number of layers wrapped.
+    """
+    wrapped = 0
+    for name in layers:
+        module = model.get_submodule(name)
+        if type(module) not in EAGER_TYPES:
+            continue
+        parent_name, _, attr = name.rpartition(".")
+        wrapper = QuantWrapper(module)
+        wrapper.qconfig = qconfig
+        setattr(model.get_submodule(parent_name) if parent_name else model, attr, wrapper)
+        wrapped += 1
+    if wrapped:
+        prepare(model, inplace=True)
+        calibrate(model, inputs)
+        convert(model, inplace=True)
+    return model, wrapped

@@ -1,0 +1,66 @@
+"""The contract every quantization method fulfils."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from autoquant.config import QuantConfig
+
+
+class Method(abc.ABC):
+    """A way to quantize a model, registered under ``name`` with ``@register_method``.
+
+    A method receives a private copy of the user's model in eval mode, with the backend
+    already made torch's quantized engine, and returns the quantized module. It may modify the
+    copy; it must not keep references to the data.
+
+    Class attributes:
+        name: The name used in configs and search spaces.
+        summary: One line for ``autoquant methods`` and the README.
+        uses: The QuantConfig fields that change what this method does; the others are ignored
+            (and reset by ``QuantConfig.canonical``).
+        unsupported_backends: Backend -> the reason it cannot work, known before any work.
+        notes: Backend -> a restriction on the other fields (``unsupported_reason`` enforces it).
+        needs_calibration: Whether calibration batches are fed through observers.
+        needs_training: Whether training batches are required.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    uses: ClassVar[frozenset[str]] = frozenset()
+    unsupported_backends: ClassVar[dict[str, str]] = {}
+    notes: ClassVar[dict[str, str]] = {}
+    needs_calibration: ClassVar[bool] = False
+    needs_training: ClassVar[bool] = False
+
+    def unsupported_reason(self, config: QuantConfig) -> str | None:
+        """Why ``config`` cannot work with this method, known before any work; None if it can."""
+        return self.unsupported_backends.get(config.backend)
+
+    @abc.abstractmethod
+    def quantize(
+        self,
+        model: nn.Module,
+        config: QuantConfig,
+        *,
+        layers: Sequence[str],
+        calibration_inputs: Sequence[torch.Tensor],
+        train_data: Sequence | None,
+        loss_fn: Callable | None,
+    ) -> nn.Module:
+        """Return the quantized model.
+
+        Args:
+            model: A deep copy of the user's model, in eval mode.
+            config: The validated configuration.
+            layers: Names of the quantizable layers to quantize (those kept in float removed).
+            calibration_inputs: ``config.calibration_batches`` input tensors (or fewer when the
+                method needs none).
+            train_data: Training batches ``(inputs, targets)`` when ``needs_training``.
+            loss_fn: The training loss when ``needs_training``.
+        """

@@ -1,0 +1,13 @@
+"""fp32: the float model itself, the baseline every other method is measured against."""
+
+from autoquant.methods import register_method
+from autoquant.methods.base import Method
+
+
+@register_method
+class Float32(Method):
+    name = "fp32"
+    summary = "No quantization: the float model, the baseline every candidate is compared with."
+
+    def quantize(self, model, config, **_):
+        return model

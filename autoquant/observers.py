@@ -1,0 +1,80 @@
+"""Observer names -> torch.ao observers, and the QConfig a QuantConfig asks for."""
+
+from __future__ import annotations
+
+import torch
+from torch.ao.quantization import (
+    FakeQuantize,
+    HistogramObserver,
+    MinMaxObserver,
+    MovingAverageMinMaxObserver,
+    MovingAveragePerChannelMinMaxObserver,
+    PerChannelMinMaxObserver,
+    QConfig,
+)
+
+#: Activation observers: how the range of each activation tensor is estimated in calibration.
+ACTIVATION_OBSERVERS = {
+    "minmax": MinMaxObserver,
+    "moving_average_minmax": MovingAverageMinMaxObserver,
+    "histogram": HistogramObserver,
+}
+
+#: Weight observers: one range per tensor, or one per output channel.
+WEIGHT_OBSERVERS = {
+    "minmax": MinMaxObserver,
+    "per_channel_minmax": PerChannelMinMaxObserver,
+}
+
+# Fake-quant training needs observers that follow a moving average (the weights change).
+_QAT_WEIGHT_OBSERVERS = {
+    "minmax": MovingAverageMinMaxObserver,
+    "per_channel_minmax": MovingAveragePerChannelMinMaxObserver,
+}
+
+QSCHEMES = ("affine", "symmetric")
+
+_PER_TENSOR = {"affine": torch.per_tensor_affine, "symmetric": torch.per_tensor_symmetric}
+_PER_CHANNEL = {"affine": torch.per_channel_affine, "symmetric": torch.per_channel_symmetric}
+
+
+def _activation_kwargs(config) -> dict:
+    return {
+        "dtype": torch.quint8,
+        "qscheme": _PER_TENSOR[config.qscheme],
+        "quant_min": 0,
+        "quant_max": 127 if config.reduce_range else 255,
+    }
+
+
+def _weight_kwargs(config) -> dict:
+    per_channel = config.weight_observer == "per_channel_minmax"
+    kwargs = {
+        "dtype": torch.qint8,
+        "qscheme": (_PER_CHANNEL if per_channel else _PER_TENSOR)[config.qscheme],
+        "quant_min": -128,
+        "quant_max": 127,
+    }
+    if per_channel:
+        kwargs["ch_axis"] = 0
+    return kwargs
+
+
+def static_qconfig(config) -> QConfig:
+    """The post-training QConfig for ``config`` (observers, qscheme, reduce_range)."""
+    activation = ACTIVATION_OBSERVERS[config.activation_observer]
+    weight = WEIGHT_OBSERVERS[config.weight_observer]
+    return QConfig(
+        activation=activation.with_args(**_activation_kwargs(config)),
+        weight=weight.with_args(**_weight_kwargs(config)),
+    )
+
+
+def qat_qconfig(config) -> QConfig:
+    """The fake-quant QConfig used while fine-tuning with quantization in the loop."""
+    activation = ACTIVATION_OBSERVERS[config.activation_observer]
+    weight = _QAT_WEIGHT_OBSERVERS[config.weight_observer]
+    return QConfig(
+        activation=FakeQuantize.with_args(observer=activation, **_activation_kwargs(config)),
+        weight=FakeQuantize.with_args(observer=weight, **_weight_kwargs(config)),
+    )

@@ -1,0 +1,43 @@
+import hashlib
+
+import pytest
+import torch
+
+import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
+from autoquant._warnings import SILENCED
+from autoquant.tasks import digits_task
+
+
+def checksum(model: torch.nn.Module) -> str:
+    """A digest of every parameter and buffer: equal digests mean an unchanged model."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def pytest_configure(config):
+    # pytest resets warning filters per test; re-apply autoquant's one list of silenced messages.
+    for message in SILENCED:
+        config.addinivalue_line("filterwarnings", f"ignore:{message}")
+
+
+@pytest.fixture(scope="session")
+def cnn_task():
+    return digits_task("cnn")
+
+
+@pytest.fixture(scope="session")
+def mlp_task():
+    return digits_task("mlp")
+
+
+@pytest.fixture(scope="session")
+def lstm_task():
+    return digits_task("lstm")
+
+
+@pytest.fixture(scope="session")
+def transformer_task():
+    return digits_task("transformer")

@@ -1,0 +1,48 @@
+import pytest
+import torch
+
+from autoquant import ConfigError
+from autoquant.evaluate import score
+from autoquant.tasks import digits_task
+from autoquant.tasks.zoo import build_zoo_model, cache_dir, load_zoo_model, zoo_models
+
+SMALL = ["mlp", "cnn", "lstm", "transformer"]
+LARGE = ["resnet18", "mobilenet_v2"]
+
+
+@pytest.mark.parametrize("name", SMALL + [pytest.param(n, marks=pytest.mark.slow) for n in LARGE])
+def test_zoo_model_reaches_95_percent_on_test(name):
+    task = digits_task(name)
+    accuracy = score(task.model, task.test_data, task.metric)
+    print(f"{name}: test accuracy {accuracy:.2%}")
+    assert accuracy >= 0.95
+
+
+def test_cache_is_reused_and_loaded_with_weights_only(monkeypatch):
+    load_zoo_model("mlp")  # trained or cached
+    calls = []
+    original = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("weights_only"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    logs = []
+    load_zoo_model("mlp", log=logs.append)
+    assert calls == [True]
+    assert logs == []  # no training: the cache answered
+
+
+def test_cache_directory_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("AUTOQUANT_CACHE", str(tmp_path))
+    assert cache_dir() == tmp_path
+    logs = []
+    load_zoo_model("mlp", log=logs.append)
+    assert (tmp_path / "zoo").is_dir() and any("trained zoo model 'mlp'" in m for m in logs)
+
+
+def test_unknown_zoo_model():
+    with pytest.raises(ConfigError, match="'model' parameter must be one of"):
+        build_zoo_model("vgg")
+    assert set(zoo_models()) == set(SMALL + LARGE)

@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from autoquant import DataError, QuantConfig, apply
+from autoquant.evaluate import (
+    Scenario,
+    evaluate,
+    example_batch,
+    get_scenario,
+    measure_latency,
+    score,
+    serialized_size,
+)
+from autoquant.errors import ConfigError
+
+
+def test_metrics_against_float(cnn_task):
+    quantized = apply(cnn_task.model, QuantConfig(calibration_batches=4), cnn_task.calibration_data)
+    metrics = evaluate(
+        quantized,
+        cnn_task.model,
+        cnn_task.validation_data,
+        cnn_task.metric,
+        Scenario(batch_size=4, threads=1),
+    )
+    float_accuracy = score(cnn_task.model, cnn_task.validation_data, cnn_task.metric)
+    assert metrics.float_accuracy == float_accuracy
+    assert metrics.drop_points == pytest.approx(100 * (float_accuracy - metrics.accuracy))
+    assert metrics.drop_relative == pytest.approx(
+        (float_accuracy - metrics.accuracy) / float_accuracy
+    )
+    assert metrics.speedup == pytest.approx(metrics.float_latency_ms / metrics.latency_ms)
+    assert metrics.latency_ms > 0 and metrics.latency_spread_ms >= 0
+    # int8 weights: about a quarter of the float bytes
+    assert 0.15 < metrics.size_ratio < 0.4
+    assert metrics.size_bytes == serialized_size(quantized)
+    assert metrics.scenario == "bs4-t1"
+
+
+def test_score_refuses_a_metric_out_of_range(cnn_task):
+    with pytest.raises(DataError, match="score in \\[0, 1\\]"):
+        score(cnn_task.model, cnn_task.validation_data, lambda out, y: 97.0)
+    with pytest.raises(DataError, match="score in \\[0, 1\\]"):
+        score(cnn_task.model, cnn_task.validation_data, lambda out, y: float("nan"))
+
+
+def test_model_output_that_does_not_fit_the_metric(cnn_task):
+    def needs_2d(outputs, targets):
+        return (outputs.argmax(dim=2) == targets).float().mean().item()
+
+    with pytest.raises(DataError, match="metric failed on the model's output \\(output shape"):
+        score(cnn_task.model, cnn_task.validation_data, needs_2d)
+
+
+def test_example_batch_has_the_scenario_size(cnn_task):
+    assert example_batch(cnn_task.calibration_data, 1).shape == (1, 1, 8, 8)
+    # more than the data holds: cycles through it
+    assert example_batch(cnn_task.calibration_data[:1], 40).shape == (40, 1, 8, 8)
+    with pytest.raises(DataError):
+        example_batch([], 4)
+
+
+def test_latency_of_a_slower_model_is_measured_slower():
+    fast = torch.nn.Linear(64, 64)
+    slow = torch.nn.Sequential(*[torch.nn.Linear(64, 64) for _ in range(40)])
+    timings = measure_latency({"fast": fast, "slow": slow}, torch.randn(8, 64), threads=1)
+    assert timings["slow"].median_ms > 5 * timings["fast"].median_ms
+
+
+def test_scenarios():
+    assert get_scenario("bs64-t2") == Scenario(64, 2)
+    with pytest.raises(ConfigError, match="'scenario' parameter must be one of"):
+        get_scenario("bs8")
+    with pytest.raises(ConfigError, match="'batch_size' parameter of Scenario"):
+        Scenario(batch_size=0)
