@@ -15,6 +15,12 @@ SILENCED = (
     r"must run observer before calling calculate_qparams",
     r"_aminmax is deprecated",
     r"TypedStorage is deprecated",
+    # TorchScript is deprecated too, but it is the format that round-trips torch.ao models.
+    r"`torch\.jit\.\w+` is deprecated",
+    # Optuna marks TPE's grouped multivariate mode experimental; autoquant relies on it for its
+    # conditional dimensions and pins the Optuna major version.
+    r"Argument ``group`` is an experimental feature",
+    r"Argument ``multivariate`` is an experimental feature",
 )
 
 

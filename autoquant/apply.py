@@ -93,13 +93,25 @@ def apply(
             loss_fn=loss_fn or nn.CrossEntropyLoss(),
         )
     quantized.eval()
-    return QuantizedModel(quantized, config, layer_map(layers, quantized))
+    result = QuantizedModel(quantized, config, layer_map(layers, quantized))
+    try:
+        _run(result, inputs[0])
+    except Exception as err:  # noqa: BLE001 - a quantized model that cannot run is unsupported
+        raise UnsupportedError(
+            f"{config.label()} produced a model that fails on the calibration data: "
+            f"{type(err).__name__}: {str(err).strip()[:300]}"
+        ) from None
+    return result
 
 
 @torch.no_grad()
+def _run(model: nn.Module, x: torch.Tensor) -> None:
+    model(x)
+
+
 def _check_forward(model: nn.Module, x: torch.Tensor) -> None:
     try:
-        model(x)
+        _run(model, x)
     except Exception as err:  # noqa: BLE001 - reported as the user's model failing, with cause
         raise ModelError(
             f"The model's forward failed on the first calibration batch (input shape "

@@ -82,6 +82,99 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search quantization configs under an accuracy-drop budget and recommend the best."""
+    import dataclasses
+    from pathlib import Path
+
+    from autoquant.evaluate import example_batch, get_scenario
+    from autoquant.experiment import Experiment, build_task, load_experiment
+    from autoquant.export import save
+    from autoquant.recipes import PLAIN_RECIPES, measure_configs
+    from autoquant.report import METRIC_COLUMNS, format_table, metrics_row, recommendation_markdown
+    from autoquant.search import search
+
+    experiment = load_experiment(args.experiment) if args.experiment else Experiment()
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(Experiment)
+        if getattr(args, f.name, None) is not None
+    }
+    experiment = dataclasses.replace(experiment, **overrides)
+    task = build_task(experiment)
+    scenario = get_scenario(experiment.scenario)
+    storage = experiment.storage or None
+    try:
+        rec = search(
+            task,
+            experiment.budget,
+            experiment.space,
+            objective=experiment.objective,
+            n_trials=experiment.trials,
+            timeout=experiment.timeout,
+            storage=storage,
+            study_name=experiment.study,
+            seed=experiment.seed,
+            n_jobs=experiment.jobs,
+            scenario=scenario,
+        )
+    except KeyboardInterrupt:
+        print(
+            "\nautoquant: interrupted. The finished trials are kept"
+            + (
+                f" in {storage}; run the same command again to resume."
+                if storage
+                else " only in memory (no --storage): they are lost."
+            ),
+            file=sys.stderr,
+        )
+        return 130
+
+    print()
+    print(rec.explanation)
+    print()
+    data = task.test_data if task.test_data is not None else task.validation_data
+    candidates = {
+        "float (fp32)": dataclasses.replace(rec.config, method="fp32"),
+        **PLAIN_RECIPES,
+        f"autoquant: {rec.config.label()}": rec.config,
+    }
+    print(
+        f"Measuring the recommendation against float and the plain recipes on the "
+        f"{'test' if task.test_data is not None else 'validation'} data ({scenario.name}):"
+    )
+    outcomes = measure_configs(task, candidates, scenario, data=data)
+    rows = [
+        metrics_row(o.label, o.metrics)
+        if o.metrics
+        else {"candidate": o.label, "accuracy": "failed"}
+        for o in outcomes
+    ]
+    print(format_table(rows, METRIC_COLUMNS))
+
+    out = Path(experiment.out or Path("autoquant-out") / rec.study_name)
+    example = example_batch(task.validation_data, 1)
+    paths = save(
+        rec.model,
+        out,
+        example,
+        extra={
+            "explanation": rec.explanation,
+            "metrics": rec.metrics.to_dict(),
+            "test_metrics": rec.test_metrics.to_dict() if rec.test_metrics else None,
+            "feasible": rec.feasible,
+            "budget": str(rec.budget),
+            "study": rec.study_name,
+        },
+    )
+    (out / "report.md").write_text(recommendation_markdown(rec, rows))
+    print(f"\nSaved to {out}/: {', '.join(p.name for p in paths.values())}, report.md")
+    if not rec.feasible:
+        print(f"No configuration met the budget {rec.budget}; the best effort was saved.")
+        return EXIT_INFEASIBLE
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autoquant",
@@ -94,6 +187,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo = verbs.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
     _add_task_options(demo)
     demo.set_defaults(run=cmd_demo)
+
+    search = verbs.add_parser("search", help=cmd_search.__doc__, description=cmd_search.__doc__)
+    search.add_argument("experiment", nargs="?", help="experiment YAML file (flags override it)")
+    search.add_argument("--task", help="built-in task (default digits)")
+    search.add_argument("--model", help="zoo model name or module:factory (default resnet18)")
+    search.add_argument("--checkpoint", help="state_dict file, loaded with weights_only=True")
+    search.add_argument("--budget", help="largest drop: 1pt (absolute points) or 1%% (relative)")
+    search.add_argument("--space", help="built-in space name or YAML path (default: default)")
+    search.add_argument("--objective", choices=["latency", "size", "pareto"])
+    search.add_argument("--scenario", help="bs1-t1 (default) or bs64-t2")
+    search.add_argument("--trials", type=int, help="trials in the study in total (default 40)")
+    search.add_argument("--timeout", type=float, help="seconds after which no trial starts")
+    search.add_argument("--storage", help="Optuna storage (default sqlite:///autoquant.db)")
+    search.add_argument("--study", help="study name (default: derived from the settings)")
+    search.add_argument("--seed", type=int, help="sampler seed (default 0)")
+    search.add_argument("--jobs", type=int, help="trials in parallel (default 1)")
+    search.add_argument("--out", help="output folder (default autoquant-out/STUDY)")
+    search.set_defaults(run=cmd_search)
 
     methods = verbs.add_parser("methods", help=cmd_methods.__doc__, description=cmd_methods.__doc__)
     methods.set_defaults(run=cmd_methods)

@@ -42,3 +42,72 @@ METRIC_COLUMNS = [
     "size (KiB)",
     "size ratio",
 ]
+
+
+def recommendation_markdown(rec, comparison: Sequence[dict]) -> str:
+    """The Markdown report of a search: the choice and why, the comparison, the layers, trials."""
+    status = "within budget" if rec.feasible else "NO configuration met the budget (best effort)"
+    lines = [
+        f"# autoquant report: {rec.study_name}",
+        "",
+        f"**{rec.config.label()}**: {status}.",
+        "",
+        rec.explanation,
+        "",
+        "## Against float and the plain recipes (held-out test data, one run)",
+        "",
+        format_table(comparison, METRIC_COLUMNS, markdown=True),
+        "",
+        "## Layers",
+        "",
+        format_table(
+            [{"layer": name, **entry} for name, entry in rec.layer_map.items()],
+            ["layer", "type", "mode", "weight_dtype", "module"],
+            markdown=True,
+        ),
+        "",
+        "## Pareto front (latency, size, drop)",
+        "",
+        format_table(
+            [
+                {
+                    **p,
+                    "speedup": f"{p['speedup']:.2f}x",
+                    "size_ratio": f"{p['size_ratio']:.2f}",
+                    "drop": f"{p['drop']:.2f}",
+                }
+                for p in rec.pareto_front
+            ],
+            ["trial", "config", "speedup", "size_ratio", "drop", "feasible"],
+            markdown=True,
+        ),
+        "",
+        "## Trials",
+        "",
+        format_table([trial_row(r, rec.budget) for r in rec.records], TRIAL_COLUMNS, markdown=True),
+        "",
+        f"Search wall time {rec.search_seconds:.0f} s; trials {rec.counts}; evaluation time saved "
+        f"by pruning about {rec.pruning_saved_seconds:.1f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+TRIAL_COLUMNS = ["trial", "state", "config", "speedup", "size ratio", "drop", "feasible", "note"]
+
+
+def trial_row(record, budget) -> dict:
+    m = record.metrics
+    note = record.failure or (
+        f"same as trial {record.duplicate_of}" if record.duplicate_of is not None else ""
+    )
+    return {
+        "trial": record.number,
+        "state": record.state,
+        "config": record.config.label() if record.config else "",
+        "speedup": f"{m.speedup:.2f}x" if m else "",
+        "size ratio": f"{m.size_ratio:.2f}" if m else "",
+        "drop": f"{budget.drop(m):.2f}" if m else "",
+        "feasible": ("yes" if record.feasible else "no") if m else "",
+        "note": note.replace("|", "/")[:120],
+    }

@@ -21,3 +21,158 @@ def test_demo_prints_the_measurement_table(capsys):
 def test_bad_model_name_is_a_usage_error(capsys):
     assert main(["demo", "--model", "vgg"]) == 2
     assert "'model' parameter must be one of" in capsys.readouterr().err
+
+
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sqlite3  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from autoquant.export import load  # noqa: E402
+from autoquant.tasks import digits_task  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_search_exit_0_and_outputs(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(
+        [
+            "search",
+            "--model",
+            "mlp",
+            "--space",
+            "quick",
+            "--trials",
+            "3",
+            "--storage",
+            f"sqlite:///{tmp_path}/a.db",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Recommended:" in printed
+    assert "quantize_dynamic Linear qint8" in printed and "static int8 x86 per-channel" in printed
+    assert {p.name for p in out.iterdir()} == {
+        "model.pt",
+        "state_dict.pt",
+        "config.json",
+        "report.md",
+    }
+    info = json.loads((out / "config.json").read_text())
+    assert info["feasible"] is True and "config" in info and "layer_map" in info
+    assert "## Trials" in (out / "report.md").read_text()
+    # the saved TorchScript gives the recommendation's outputs
+    task = digits_task("mlp")
+    from autoquant import QuantConfig, apply
+
+    rebuilt = apply(task.model, QuantConfig.from_dict(info["config"]), task.calibration_data)
+    x = task.test_data[0][0]
+    with torch.no_grad():
+        assert torch.equal(load(out)(x), rebuilt(x))
+
+
+def test_search_exit_3_when_no_configuration_meets_the_budget(tmp_path, capsys):
+    space = tmp_path / "int8.yaml"
+    space.write_text("methods: [static_int8]\nbackends: [x86]\ncalibration_batches: [2]\n")
+    code = main(
+        [
+            "search",
+            "--model",
+            "tests.models:OutlierMLP",
+            "--space",
+            str(space),
+            "--trials",
+            "2",
+            "--storage",
+            f"sqlite:///{tmp_path}/b.db",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 3
+    assert "No configuration met the budget" in capsys.readouterr().out
+    assert (tmp_path / "out" / "model.pt").exists()  # the best effort is saved
+
+
+def test_search_exit_2_on_usage_errors(tmp_path, capsys):
+    assert main(["search", "--budget", "lots", "--model", "mlp"]) == 2
+    assert "'budget' parameter must be a drop like '1pt'" in capsys.readouterr().err
+    bad = tmp_path / "exp.yaml"
+    bad.write_text("model: mlp\ntrails: 4\n")
+    assert main(["search", str(bad)]) == 2
+    assert "unknown key(s) ['trails']" in capsys.readouterr().err
+
+
+def test_experiment_file_and_flag_override(tmp_path, capsys):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(
+        f"model: mlp\nspace: quick\ntrials: 2\nstorage: sqlite:///{tmp_path}/c.db\n"
+        f"study: from-file\nout: {tmp_path}/out\n"
+    )
+    assert main(["search", str(exp), "--trials", "3"]) == 0
+    db = sqlite3.connect(tmp_path / "c.db")
+    assert db.execute("select count(*) from trials").fetchone()[0] == 3
+
+
+def test_ctrl_c_then_same_command_resumes(tmp_path):
+    db = tmp_path / "int.db"
+    command = [
+        sys.executable,
+        "-m",
+        "autoquant.cli",
+        "search",
+        "--model",
+        "cnn",
+        "--space",
+        "default",
+        "--trials",
+        "12",
+        "--storage",
+        f"sqlite:///{db}",
+        "--study",
+        "int",
+        "--out",
+        str(tmp_path / "out"),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+
+    def finished_trials():
+        if not db.exists():
+            return []
+        try:
+            rows = (
+                sqlite3.connect(db)
+                .execute("select number, state from trials where state != 'RUNNING'")
+                .fetchall()
+            )
+        except sqlite3.OperationalError:
+            return []
+        return rows
+
+    deadline = time.monotonic() + 120
+    while len(finished_trials()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "run the same command again to resume" in err
+    before = dict(finished_trials())
+    assert 3 <= len(before) < 12
+
+    subprocess.run(command, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300)
+    after = dict(finished_trials())
+    assert len(after) >= 12
+    for number, state in before.items():
+        assert after[number] == state  # nothing done before the interrupt was redone
+    completed = [n for n, s in after.items() if s == "COMPLETE"]
+    assert len(completed) >= len([s for s in before.values() if s == "COMPLETE"])

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from autoquant import DataError, QuantConfig, apply
+from autoquant.errors import ConfigError
 from autoquant.evaluate import (
     Scenario,
     evaluate,
@@ -11,7 +12,6 @@ from autoquant.evaluate import (
     score,
     serialized_size,
 )
-from autoquant.errors import ConfigError
 
 
 def test_metrics_against_float(cnn_task):

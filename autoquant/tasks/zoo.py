@@ -95,8 +95,40 @@ class LSTMClassifier(nn.Module):
         self.fc = nn.Linear(64, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.lstm(x.reshape(x.shape[0], 8, 8))
+        out, _ = self.lstm(x.reshape(x.size(0), 8, 8))
         return self.fc(out[:, -1])
+
+
+class EncoderLayer(nn.Module):
+    """A post-norm transformer encoder layer with every projection an explicit nn.Linear.
+
+    Written out (rather than nn.TransformerEncoderLayer) the way most deployed transformers
+    are, so each projection is a layer quantization can select.
+    """
+
+    def __init__(self, d_model: int, heads: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, d_model // heads
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.value = nn.Linear(d_model, d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.ff1 = nn.Linear(d_model, hidden)
+        self.act = nn.GELU()
+        self.ff2 = nn.Linear(hidden, d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.size(0), -1, self.heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
+        attention = torch.softmax(q @ k.transpose(-2, -1) / self.head_dim**0.5, dim=-1)
+        mixed = (attention @ v).transpose(1, 2).reshape(x.size(0), -1, self.heads * self.head_dim)
+        x = self.norm1(x + self.dropout(self.out(mixed)))
+        return self.norm2(x + self.dropout(self.ff2(self.act(self.ff1(x)))))
 
 
 class TransformerClassifier(nn.Module):
@@ -106,14 +138,16 @@ class TransformerClassifier(nn.Module):
         super().__init__()
         self.embed = nn.Linear(8, d_model)
         self.position = nn.Parameter(torch.zeros(1, 8, d_model))
-        layer = nn.TransformerEncoderLayer(
-            d_model, nhead=4, dim_feedforward=2 * d_model, dropout=0.1, batch_first=True
+        self.encoder = nn.Sequential(
+            *[
+                EncoderLayer(d_model, heads=4, hidden=2 * d_model, dropout=0.1)
+                for _ in range(layers)
+            ]
         )
-        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.fc = nn.Linear(d_model, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.embed(x.reshape(x.shape[0], 8, 8)) + self.position
+        tokens = self.embed(x.reshape(x.size(0), 8, 8)) + self.position
         return self.fc(self.encoder(tokens).mean(dim=1))
 
 
@@ -134,7 +168,7 @@ ZOO: dict[str, ZooEntry] = {
     ),
     "lstm": ZooEntry(LSTMClassifier, 100, 5e-3, "one LSTM layer over the 8 rows, Linear head"),
     "transformer": ZooEntry(
-        TransformerClassifier, 60, 1e-3, "2-layer transformer encoder over the 8 rows"
+        TransformerClassifier, 60, 2e-3, "2-layer transformer encoder over the 8 rows"
     ),
 }
 

@@ -1,0 +1,76 @@
+"""Per-layer sensitivity: the drop when only that layer is quantized, and its output SQNR."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+
+import torch
+
+from autoquant.apply import apply
+from autoquant.config import QuantConfig
+from autoquant.errors import AutoQuantError
+from autoquant.evaluate import predict
+from autoquant.layers import quantizable_layers
+from autoquant.tasks.base import Task
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSensitivity:
+    name: str
+    drop_points: float  # metric drop when this layer alone is quantized
+    sqnr_db: float  # output signal-to-quantization-noise ratio against float (higher = safer)
+
+
+def reference_config(backend: str = "x86") -> QuantConfig:
+    """The config each layer is quantized with alone: static int8, the default observers."""
+    return QuantConfig(
+        method="static_int8",
+        backend=backend,
+        reduce_range=backend != "onednn",
+        qscheme="symmetric" if backend == "onednn" else "affine",
+    )
+
+
+def _sqnr(reference: torch.Tensor, other: torch.Tensor) -> float:
+    noise = (reference - other).pow(2).sum().item()
+    signal = reference.pow(2).sum().item()
+    return float("inf") if noise == 0 else 10 * math.log10(signal / noise)
+
+
+def measure_sensitivity(
+    task: Task,
+    config: QuantConfig | None = None,
+    *,
+    on_layer: Callable[[LayerSensitivity], None] | None = None,
+) -> list[LayerSensitivity]:
+    """Quantize each quantizable layer alone (the others kept in float) and measure the drop.
+
+    Returns the layers most sensitive first (largest drop, then lowest SQNR).
+    """
+    config = config or reference_config()
+    names = [layer.name for layer in quantizable_layers(task.model)]
+    float_out, targets = predict(task.model, task.validation_data)
+    float_score = task.metric(float_out, targets)
+    results = []
+    for name in names:
+        others = tuple(n for n in names if n != name)
+        try:
+            model = apply(
+                task.model,
+                dataclasses.replace(config, keep_float=others),
+                task.calibration_data,
+                task.train_data,
+            )
+            out, _ = predict(model, task.validation_data)
+            result = LayerSensitivity(
+                name, 100 * (float_score - task.metric(out, targets)), _sqnr(float_out, out)
+            )
+        except (AutoQuantError, RuntimeError):
+            # A layer this method cannot quantize alone costs nothing to keep in float.
+            result = LayerSensitivity(name, 0.0, float("inf"))
+        results.append(result)
+        if on_layer:
+            on_layer(result)
+    return sorted(results, key=lambda r: (-r.drop_points, r.sqnr_db))

@@ -1,0 +1,275 @@
+"""Search spaces: declarative YAML files, validated on load; the only caller of trial.suggest_*.
+
+A space file lists the choices of each dimension. Dimensions that only apply to some methods
+are conditional: a dynamic method gets no observer, fp32 gets nothing but its name. Which
+layers stay in float is chosen in one of three modes (``layers.mode``):
+
+- ``none``: every quantizable layer is quantized;
+- ``per_layer``: one quantize/keep-float choice per layer (for models with few layers);
+- ``ranked``: the k most sensitive layers stay in float, k in [0, ``max_float``] searched;
+  sensitivity is measured once per study by quantizing each layer alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autoquant.backends import BACKENDS
+from autoquant.config import QuantConfig
+from autoquant.errors import ConfigError
+from autoquant.methods import available_methods, get_method
+from autoquant.observers import ACTIVATION_OBSERVERS, QSCHEMES, WEIGHT_OBSERVERS
+
+LAYER_MODES = ("none", "per_layer", "ranked")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """The choices a study searches over (see the module docstring and the README)."""
+
+    name: str
+    methods: tuple[str, ...]
+    backends: tuple[str, ...] = ("x86",)
+    activation_observers: tuple[str, ...] = tuple(ACTIVATION_OBSERVERS)
+    weight_observers: tuple[str, ...] = tuple(WEIGHT_OBSERVERS)
+    qschemes: tuple[str, ...] = ("affine",)
+    reduce_range: tuple[bool, ...] = (True,)
+    calibration_batches: tuple[int, ...] = (8,)
+    qat_epochs: tuple[int, ...] = (1,)
+    qat_lr: tuple[float, float] = (1e-4, 1e-4)
+    layer_mode: str = "none"
+    max_float: int = 0
+    description: str = ""
+
+    @property
+    def needs_sensitivity(self) -> bool:
+        return self.layer_mode == "ranked" and self.max_float > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def suggest(
+        self, trial, layers: Sequence[str], sensitive_first: Sequence[str] = ()
+    ) -> QuantConfig:
+        """The config for ``trial``: every choice through ``trial.suggest_*``.
+
+        Args:
+            trial: An Optuna trial.
+            layers: Names of the model's quantizable layers.
+            sensitive_first: The same names, most sensitive first (``ranked`` mode).
+        """
+        method = trial.suggest_categorical("method", list(self.methods))
+        uses = get_method(method).uses
+        fields: dict[str, Any] = {"method": method}
+        if "backend" in uses:
+            allowed = [b for b in self.backends if b not in get_method(method).unsupported_backends]
+            # The backend choices differ per method, and Optuna wants fixed choices per name.
+            fields["backend"] = trial.suggest_categorical(f"backend[{method}]", allowed)
+        if "activation_observer" in uses:
+            fields["activation_observer"] = trial.suggest_categorical(
+                "activation_observer", list(self.activation_observers)
+            )
+        if "weight_observer" in uses:
+            fields["weight_observer"] = trial.suggest_categorical(
+                "weight_observer", list(self.weight_observers)
+            )
+        if "qscheme" in uses:
+            # oneDNN takes symmetric weights only: no choice to make there.
+            fields["qscheme"] = (
+                "symmetric"
+                if fields.get("backend") == "onednn"
+                else trial.suggest_categorical("qscheme", list(self.qschemes))
+            )
+        if "reduce_range" in uses:
+            fields["reduce_range"] = trial.suggest_categorical(
+                "reduce_range", list(self.reduce_range)
+            )
+        if "calibration_batches" in uses:
+            fields["calibration_batches"] = trial.suggest_categorical(
+                "calibration_batches", list(self.calibration_batches)
+            )
+        if "qat_epochs" in uses:
+            fields["qat_epochs"] = trial.suggest_categorical("qat_epochs", list(self.qat_epochs))
+            low, high = self.qat_lr
+            fields["qat_lr"] = (
+                low if low == high else trial.suggest_float("qat_lr", low, high, log=True)
+            )
+        if "keep_float" in uses:
+            fields["keep_float"] = self._suggest_float_layers(trial, layers, sensitive_first)
+        return QuantConfig(**fields)
+
+    def _suggest_float_layers(self, trial, layers, sensitive_first) -> tuple[str, ...]:
+        if self.layer_mode == "per_layer":
+            return tuple(
+                name
+                for name in layers
+                if trial.suggest_categorical(f"float[{name}]", [False, True])
+            )
+        if self.layer_mode == "ranked" and self.max_float > 0:
+            k = trial.suggest_int("float_layers", 0, min(self.max_float, len(layers)))
+            return tuple(sensitive_first[:k])
+        return ()
+
+
+def _spaces_folder():
+    # A source checkout reads the top-level search_spaces/; an installed autoquant reads the
+    # copy installed as the autoquant.search_spaces package.
+    checkout = Path(__file__).resolve().parent.parent / "search_spaces"
+    if checkout.is_dir():
+        return checkout
+    return importlib.resources.files("autoquant.search_spaces")
+
+
+def builtin_spaces() -> list[str]:
+    """Names of the spaces shipped with autoquant."""
+    return sorted(p.name[:-5] for p in _spaces_folder().iterdir() if p.name.endswith(".yaml"))
+
+
+def load_space(name_or_path: str | Path | SearchSpace) -> SearchSpace:
+    """A built-in space by name (``default``, ``cnn``, ...) or a YAML file by path."""
+    if isinstance(name_or_path, SearchSpace):
+        return name_or_path
+    text = str(name_or_path)
+    path = Path(text)
+    if text.endswith((".yaml", ".yml")) or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"The search space file {text!r} does not exist.")
+        return parse_space(path.read_text(), source=str(path), name=path.stem)
+    if text not in builtin_spaces():
+        raise ConfigError(
+            f"The 'space' parameter must be a built-in space {builtin_spaces()} or a path to a "
+            f"YAML file. Got {text!r} instead."
+        )
+    source = _spaces_folder() / f"{text}.yaml"
+    return parse_space(source.read_text(), source=f"{text}.yaml", name=text)
+
+
+def parse_space(text: str, *, source: str = "<string>", name: str = "custom") -> SearchSpace:
+    """Validate a space file's text; errors name the file, the key, the rule and the value."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: not valid YAML: {err}") from None
+    return _SpaceReader(source).read(data, name)
+
+
+class _SpaceReader:
+    TOP_KEYS = {
+        "description",
+        "methods",
+        "backends",
+        "activation_observers",
+        "weight_observers",
+        "qschemes",
+        "reduce_range",
+        "calibration_batches",
+        "qat",
+        "layers",
+    }
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, must: str, got: Any) -> ConfigError:
+        return ConfigError(f"{self.source}: the key {key!r} must be {must}. Got {got!r} instead.")
+
+    def unknown(self, data: dict, allowed: set[str], where: str) -> None:
+        extra = sorted(set(data) - allowed)
+        if extra:
+            raise ConfigError(
+                f"{self.source}: unknown key(s) {extra}{where}; the keys are {sorted(allowed)}."
+            )
+
+    def choices(self, data: dict, key: str, allowed: Sequence, default=None) -> tuple:
+        if key not in data:
+            if default is None:
+                raise self.fail(key, f"a non-empty list of {list(allowed)}", None)
+            return tuple(default)
+        value = data[key]
+        if not isinstance(value, list) or not value or any(v not in allowed for v in value):
+            raise self.fail(key, f"a non-empty list of {list(allowed)}", value)
+        return tuple(dict.fromkeys(value))
+
+    def int_list(self, data: dict, key: str, default: Sequence[int]) -> tuple[int, ...]:
+        value = data.get(key, list(default))
+        ok = (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value)
+        )
+        if not ok:
+            raise self.fail(key, "a non-empty list of ints >= 1", value)
+        return tuple(value)
+
+    def read(self, data: Any, name: str) -> SearchSpace:
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"{self.source}: a search space must be a mapping of keys to choices."
+            )
+        self.unknown(data, self.TOP_KEYS, "")
+        fields: dict[str, Any] = {"name": name}
+        fields["description"] = str(data.get("description", ""))
+        fields["methods"] = self.choices(data, "methods", available_methods())
+        fields["backends"] = self.choices(data, "backends", list(BACKENDS), ["x86"])
+        fields["activation_observers"] = self.choices(
+            data, "activation_observers", list(ACTIVATION_OBSERVERS), list(ACTIVATION_OBSERVERS)
+        )
+        fields["weight_observers"] = self.choices(
+            data, "weight_observers", list(WEIGHT_OBSERVERS), list(WEIGHT_OBSERVERS)
+        )
+        fields["qschemes"] = self.choices(data, "qschemes", list(QSCHEMES), ["affine"])
+        fields["reduce_range"] = self.choices(data, "reduce_range", [True, False], [True])
+        fields["calibration_batches"] = self.int_list(data, "calibration_batches", [8])
+        fields.update(self.read_qat(data.get("qat", {})))
+        fields.update(self.read_layers(data.get("layers", {})))
+        self.check_methods_have_backends(fields)
+        return SearchSpace(**fields)
+
+    def read_qat(self, qat: Any) -> dict[str, Any]:
+        if not isinstance(qat, dict):
+            raise self.fail("qat", "a mapping with 'epochs' and 'lr'", qat)
+        self.unknown(qat, {"epochs", "lr"}, " under 'qat'")
+        lr = qat.get("lr", [1e-4, 1e-4])
+        ok = (
+            isinstance(lr, list)
+            and len(lr) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in lr)
+            and 0 < lr[0] <= lr[1] <= 1
+        )
+        if not ok:
+            raise self.fail("qat.lr", "a range [low, high] with 0 < low <= high <= 1", lr)
+        epochs = self.int_list({"qat.epochs": qat.get("epochs", [1])}, "qat.epochs", [1])
+        return {"qat_epochs": epochs, "qat_lr": (float(lr[0]), float(lr[1]))}
+
+    def read_layers(self, layers: Any) -> dict[str, Any]:
+        if not isinstance(layers, dict):
+            raise self.fail("layers", "a mapping with 'mode' (and 'max_float')", layers)
+        self.unknown(layers, {"mode", "max_float"}, " under 'layers'")
+        mode = layers.get("mode", "none")
+        if mode not in LAYER_MODES:
+            raise self.fail("layers.mode", f"one of {list(LAYER_MODES)}", mode)
+        max_float = layers.get("max_float", 3 if mode == "ranked" else 0)
+        if isinstance(max_float, bool) or not isinstance(max_float, int) or max_float < 0:
+            raise self.fail("layers.max_float", "an int >= 0", max_float)
+        if mode != "ranked" and "max_float" in layers:
+            raise self.fail("layers.max_float", "given only with mode 'ranked'", max_float)
+        return {"layer_mode": mode, "max_float": max_float}
+
+    def check_methods_have_backends(self, fields: dict[str, Any]) -> None:
+        for method in fields["methods"]:
+            impl = get_method(method)
+            if "backend" in impl.uses and all(
+                b in impl.unsupported_backends for b in fields["backends"]
+            ):
+                raise self.fail(
+                    "backends",
+                    f"a list with at least one backend {method} runs on "
+                    f"(it cannot run on {sorted(impl.unsupported_backends)})",
+                    list(fields["backends"]),
+                )

@@ -1,0 +1,1 @@
+"""The built-in search spaces, installed as package data (see autoquant.space)."""

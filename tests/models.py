@@ -1,0 +1,36 @@
+"""Small models with known quantization behaviour, built from the trained zoo MLP."""
+
+import torch
+from torch import nn
+
+from autoquant.tasks.zoo import load_zoo_model
+
+
+class OutlierMLP(nn.Module):
+    """The zoo MLP with one extra hidden unit that is always 1e5 and read by nothing.
+
+    Float outputs are exactly the MLP's, but any int8 scheme with one range per activation
+    tensor rounds the real hidden activations to zero: every int8 configuration collapses.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        mlp = load_zoo_model("mlp", log=lambda _: None)
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(64, 257)
+        self.relu1 = nn.ReLU()
+        self.fc2 = nn.Linear(257, 128)
+        self.relu2 = nn.ReLU()
+        self.fc3 = mlp.fc3
+        with torch.no_grad():
+            self.fc1.weight.zero_()
+            self.fc1.weight[:256] = mlp.fc1.weight
+            self.fc1.bias[:256] = mlp.fc1.bias
+            self.fc1.bias[256] = 1e5
+            self.fc2.weight.zero_()
+            self.fc2.weight[:, :256] = mlp.fc2.weight
+            self.fc2.bias.copy_(mlp.fc2.bias)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(self.flatten(x))))))

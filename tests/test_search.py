@@ -1,0 +1,165 @@
+"""The search on real digits models: constraint, pruning, failures, duplicates, resume, seeds."""
+
+import optuna
+import pytest
+
+import autoquant.search as search_module
+from autoquant import ConfigError
+from autoquant.methods import get_method
+from autoquant.search import search
+from autoquant.space import parse_space
+from autoquant.tasks import digits_task
+from tests.models import OutlierMLP
+
+INT8_ONLY = parse_space(
+    "methods: [static_int8, dynamic_int8]\nbackends: [x86]\nactivation_observers: [minmax]\n"
+    "weight_observers: [minmax, per_channel_minmax]\ncalibration_batches: [2]\n",
+    name="int8-only",
+)
+WITH_FLOAT = parse_space(
+    "methods: [fp32, static_int8, dynamic_int8]\nbackends: [x86, fbgemm]\n"
+    "activation_observers: [minmax]\ncalibration_batches: [2]\n",
+    name="with-float",
+)
+
+
+@pytest.fixture
+def count_apply(monkeypatch):
+    calls = []
+    original = search_module.apply
+
+    def counting(model, config, *args, **kwargs):
+        calls.append(config)
+        return original(model, config, *args, **kwargs)
+
+    monkeypatch.setattr(search_module, "apply", counting)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def outlier_task():
+    return digits_task(OutlierMLP(), model_name="outlier_mlp")
+
+
+def quiet(**kwargs):
+    return {"progress": False, "log": lambda _: None, **kwargs}
+
+
+def test_feasible_study_sets_the_budget_constraint(cnn_task, tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    rec = search(cnn_task, "1pt", "quick", n_trials=5, storage=storage, study_name="s", **quiet())
+    assert rec.feasible and rec.within_budget_on_test
+    assert rec.metrics.drop_points <= 1.0 and rec.test_metrics.drop_points <= 1.0
+    study = optuna.load_study(study_name="s", storage=storage)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    for trial in complete:
+        violation = trial.system_attrs["constraints:budget"]
+        assert violation == pytest.approx(trial.user_attrs["metrics"]["drop_points"] - 1.0)
+    assert "It was the fastest of the" in rec.explanation
+    assert rec.model.config == rec.config
+    assert rec.layer_map == rec.model.layer_map
+
+
+def test_infeasible_study_returns_best_effort_marked(outlier_task):
+    rec = search(outlier_task, "1pt", INT8_ONLY, n_trials=4, prune=False, **quiet())
+    assert not rec.feasible
+    assert rec.config.method in ("static_int8", "dynamic_int8")
+    assert rec.metrics.drop_points > 1.0
+    assert "No configuration met the budget" in rec.explanation
+    evaluated = [r for r in rec.records if r.metrics and r.duplicate_of is None]
+    assert rec.metrics.drop_points == min(r.metrics.drop_points for r in evaluated)
+
+
+def test_pruning_stops_hopeless_trials_and_reports_saved_time(outlier_task):
+    rec = search(outlier_task, "1pt", WITH_FLOAT, n_trials=10, seed=3, **quiet())
+    pruned = [r for r in rec.records if r.state == "pruned"]
+    assert pruned, "int8 on the outlier model drops ~85 points: its trials must be pruned"
+    assert all("beyond the pruning limit" in r.failure for r in pruned if r.duplicate_of is None)
+    assert rec.config.method == "fp32" and rec.feasible
+    assert rec.pruning_saved_seconds > 0
+
+
+def test_failed_trial_is_recorded_and_the_study_goes_on(cnn_task, monkeypatch):
+    method = get_method("dynamic_int8")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("kernel exploded")
+
+    monkeypatch.setattr(method, "quantize", broken)
+    rec = search(cnn_task, "1pt", WITH_FLOAT, n_trials=10, seed=1, **quiet())
+    failed = [r for r in rec.records if r.state == "failed"]
+    assert failed and all("kernel exploded" in r.failure for r in failed)
+    assert all(r.config.method == "dynamic_int8" for r in failed)
+    assert rec.counts["complete"] > 0 and rec.feasible
+
+
+def test_a_configuration_is_evaluated_once(cnn_task, count_apply):
+    rec = search(cnn_task, "1pt", "quick", n_trials=12, **quiet())
+    duplicates = [r for r in rec.records if r.duplicate_of is not None]
+    assert duplicates, "the quick space holds 4 configs: 12 trials must repeat some"
+    keys = [c.to_json() for c in count_apply[:-1]]  # the last apply rebuilds the recommendation
+    assert len(keys) == len(set(keys))
+    for dup in duplicates:
+        original = rec.records[dup.duplicate_of]
+        assert dup.config == original.config
+        assert dup.metrics == original.metrics
+
+
+def test_resume_continues_without_repeating(cnn_task, tmp_path, count_apply):
+    storage = f"sqlite:///{tmp_path}/resume.db"
+    kwargs = quiet(storage=storage, study_name="resume", seed=0)
+    search(cnn_task, "1pt", WITH_FLOAT, n_trials=4, **kwargs)
+    first = optuna.load_study(study_name="resume", storage=storage).trials
+    count_apply.clear()
+    rec = search(cnn_task, "1pt", WITH_FLOAT, n_trials=7, **kwargs)
+    after = optuna.load_study(study_name="resume", storage=storage).trials
+    assert len(after) == 7
+    assert [t.params for t in after[:4]] == [t.params for t in first]
+    assert [t.values for t in after[:4]] == [t.values for t in first]
+    # only the 3 new trials (minus duplicates) were quantized, plus the recommendation rebuild
+    assert len(count_apply) <= 3 + 1
+    assert len(rec.records) == 7
+
+
+def test_resume_with_other_settings_is_refused(cnn_task, tmp_path):
+    kwargs = quiet(storage=f"sqlite:///{tmp_path}/x.db", study_name="x")
+    search(cnn_task, "1pt", "quick", n_trials=1, **kwargs)
+    with pytest.raises(ConfigError, match="was started with a different \\['budget'\\]"):
+        search(cnn_task, "2pt", "quick", n_trials=2, **kwargs)
+
+
+def test_same_seed_same_configurations(mlp_task):
+    def sequence(seed):
+        rec = search(
+            mlp_task, "1pt", "default", objective="size", n_trials=10, seed=seed, **quiet()
+        )
+        return [r.config for r in rec.records]
+
+    assert sequence(7) == sequence(7)
+    assert sequence(7) != sequence(8)
+
+
+def test_latency_objective_never_recommends_slower_than_float(mlp_task):
+    rec = search(mlp_task, "1pt", "quick", n_trials=6, **quiet())
+    assert rec.config.method == "fp32" or rec.metrics.speedup >= 1.0
+
+
+def test_parallel_trials(cnn_task):
+    rec = search(cnn_task, "1pt", WITH_FLOAT, n_trials=6, n_jobs=2, **quiet())
+    assert len(rec.records) == 6 and rec.feasible
+
+
+def test_pareto_objective_returns_a_front(cnn_task):
+    rec = search(cnn_task, "1pt", WITH_FLOAT, objective="pareto", n_trials=6, **quiet())
+    assert rec.pareto_front
+    for point in rec.pareto_front:
+        assert {"trial", "config", "speedup", "size_ratio", "drop", "feasible"} <= set(point)
+
+
+def test_bad_arguments(cnn_task):
+    with pytest.raises(ConfigError, match="'objective' parameter of search must be one of"):
+        search(cnn_task, "1pt", "quick", objective="speed", **quiet())
+    with pytest.raises(ConfigError, match="'n_trials' or 'timeout'"):
+        search(cnn_task, "1pt", "quick", n_trials=None, **quiet())
+    with pytest.raises(ConfigError, match="'budget' parameter must be a drop like"):
+        search(cnn_task, "lots", "quick", n_trials=1, **quiet())
