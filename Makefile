@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/autoquant demo
+	$(VENV)/bin/autoquant search experiments/digits-resnet18.yaml
 
 test: $(STAMP)
 	$(PYTHON) -m pytest

@@ -17,6 +17,8 @@ SILENCED = (
     r"TypedStorage is deprecated",
     # TorchScript is deprecated too, but it is the format that round-trips torch.ao models.
     r"`torch\.jit\.\w+` is deprecated",
+    r"The TorchScript type system doesn't support instance-level annotations",
+    r"'torch\.load' received a zip file that looks like a TorchScript archive",
     # Optuna marks TPE's grouped multivariate mode experimental; autoquant relies on it for its
     # conditional dimensions and pins the Optuna major version.
     r"Argument ``group`` is an experimental feature",

@@ -101,6 +101,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         if getattr(args, f.name, None) is not None
     }
     experiment = dataclasses.replace(experiment, **overrides)
+    out = Path(experiment.out or Path("autoquant-out") / (experiment.study or "latest"))
+    tracker = None
+    if not args.no_tracking:
+        from autoquant.tracking import MlflowTracker
+
+        # Made (and the store checked) before any work: an unreachable server fails now.
+        tracker = MlflowTracker(experiment.tracking_uri, register=args.register, out_dir=out)
     task = build_task(experiment)
     scenario = get_scenario(experiment.scenario)
     storage = experiment.storage or None
@@ -117,8 +124,11 @@ def cmd_search(args: argparse.Namespace) -> int:
             seed=experiment.seed,
             n_jobs=experiment.jobs,
             scenario=scenario,
+            tracker=tracker,
         )
     except KeyboardInterrupt:
+        if tracker:
+            tracker.fail_study("KILLED")
         print(
             "\nautoquant: interrupted. The finished trials are kept"
             + (
@@ -152,7 +162,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     ]
     print(format_table(rows, METRIC_COLUMNS))
 
-    out = Path(experiment.out or Path("autoquant-out") / rec.study_name)
+    if experiment.out is None and experiment.study is None:
+        out = Path("autoquant-out") / rec.study_name
     example = example_batch(task.validation_data, 1)
     paths = save(
         rec.model,
@@ -168,11 +179,52 @@ def cmd_search(args: argparse.Namespace) -> int:
         },
     )
     (out / "report.md").write_text(recommendation_markdown(rec, rows))
+    if tracker is None:
+        from autoquant.plots import save_plots
+
+        save_plots(rec, out)
+    else:
+        print(
+            f"Logged to MLflow ({tracker.uri}), experiment {rec.study_name!r}: "
+            f"`autoquant ui` to browse it."
+        )
     print(f"\nSaved to {out}/: {', '.join(p.name for p in paths.values())}, report.md")
     if not rec.feasible:
         print(f"No configuration met the budget {rec.budget}; the best effort was saved.")
         return EXIT_INFEASIBLE
     return EXIT_OK
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """Print the studies in the MLflow store and their recommendations."""
+    from autoquant.report import format_table
+    from autoquant.tracking import studies
+
+    rows = studies(args.tracking_uri)
+    if not rows:
+        print("No autoquant study in this MLflow store yet: run `autoquant search` first.")
+        return EXIT_OK
+    columns = [
+        "study",
+        "model",
+        "budget",
+        "objective",
+        "trials",
+        "status",
+        "recommendation",
+        "feasible",
+        "speedup",
+        "drop (pt)",
+    ]
+    print(format_table(rows, columns))
+    return EXIT_OK
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Start the MLflow UI on the local tracking store (127.0.0.1, a free port)."""
+    from autoquant.ui import serve
+
+    return serve(args.tracking_uri, port=args.port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,7 +256,22 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--seed", type=int, help="sampler seed (default 0)")
     search.add_argument("--jobs", type=int, help="trials in parallel (default 1)")
     search.add_argument("--out", help="output folder (default autoquant-out/STUDY)")
+    search.add_argument(
+        "--tracking-uri",
+        help="MLflow tracking URI (default $MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
+    )
+    search.add_argument("--register", help="register the recommended model under this name")
+    search.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     search.set_defaults(run=cmd_search)
+
+    runs = verbs.add_parser("runs", help=cmd_runs.__doc__, description=cmd_runs.__doc__)
+    runs.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    runs.set_defaults(run=cmd_runs)
+
+    ui = verbs.add_parser("ui", help=cmd_ui.__doc__, description=cmd_ui.__doc__)
+    ui.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    ui.add_argument("--port", type=int, help="port (default: a free one)")
+    ui.set_defaults(run=cmd_ui)
 
     methods = verbs.add_parser("methods", help=cmd_methods.__doc__, description=cmd_methods.__doc__)
     methods.set_defaults(run=cmd_methods)

@@ -82,6 +82,7 @@ class Recommendation:
         trial_number: The trial it came from (None when float was chosen without a trial).
         counts: Trials per state (complete, pruned, failed).
         sensitivity: Per-layer sensitivity, when the study measured it.
+        param_importances: How much each searched choice mattered to the objective.
         pruning_saved_seconds: Evaluation time the pruned trials did not spend (estimated).
         search_seconds: Wall time of the search.
     """
@@ -101,6 +102,7 @@ class Recommendation:
     trial_number: int | None
     counts: dict[str, int]
     sensitivity: list[dict] = dataclasses.field(default_factory=list)
+    param_importances: dict[str, float] = dataclasses.field(default_factory=dict)
     pruning_saved_seconds: float = 0.0
     search_seconds: float = 0.0
     records: list[TrialRecord] = dataclasses.field(default_factory=list, repr=False)

@@ -13,7 +13,8 @@ import json
 import math
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterable
 
 import optuna
 from torch import nn
@@ -34,6 +35,7 @@ from autoquant.evaluate import (
     serialized_size,
 )
 from autoquant.layers import quantizable_layers
+from autoquant.recipes import PLAIN_RECIPES
 from autoquant.recommend import Recommendation, TrialRecord, recommend
 from autoquant.sensitivity import measure_sensitivity
 from autoquant.space import SearchSpace, load_space
@@ -74,10 +76,12 @@ class Study:
         scenario: Scenario,
         *,
         prune: bool = True,
+        seed: int | None = None,
         tracker=None,
         log: Callable[[str], None] = print,
     ) -> None:
         self.task = task
+        self.seed = seed
         self.budget = budget
         self.space = space
         self.objective = objective
@@ -123,33 +127,39 @@ class Study:
 
     # -- one trial ---------------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial):
-        started = time.perf_counter()
+        started = time.time()
         config = self.space.suggest(trial, self.layers, self.sensitive_first).canonical()
         key = config.to_json()
         trial.set_user_attr("config", config.to_dict())
         trial.set_user_attr("config_key", key)
         trial.set_user_attr("label", config.label())
         with self._lock:
-            earlier = self._seen.get(key)
-            if earlier is None:
-                self._seen[key] = trial.number
-        if earlier is not None and earlier != trial.number:
-            return self._repeat(trial, earlier)
+            earlier = self._seen.setdefault(key, trial.number)
         try:
-            return self._evaluate(trial, config, started)
+            if earlier != trial.number:
+                values = self._repeat(trial, earlier)
+            else:
+                values = self._evaluate(trial, config)
         except optuna.TrialPruned:
+            self._log(trial, config, "pruned", started)
             raise
         except Exception as err:
-            reason = f"{type(err).__name__}: {str(err).strip()[:500]}"
-            trial.set_user_attr("failure", reason)
+            trial.set_user_attr("failure", f"{type(err).__name__}: {str(err).strip()[:500]}")
             with self._lock:
-                self._seen.pop(key, None)  # a failure may be transient; let it be tried again
-            if self.tracker:
-                self.tracker.log_trial(trial, config, state="failed", failure=reason)
+                if self._seen.get(key) == trial.number:
+                    del self._seen[key]  # a failure may be transient: let it be tried again
+            self._log(trial, config, "failed", started)
             raise
+        self._log(trial, config, "complete", started)
+        return values
 
-    def _evaluate(self, trial: optuna.Trial, config: QuantConfig, started: float):
+    def _log(self, trial, config, state: str, started: float) -> None:
+        if self.tracker:
+            self.tracker.log_trial(trial, config, state=state, started=started)
+
+    def _evaluate(self, trial: optuna.Trial, config: QuantConfig):
         task, baseline = self.task, self.baseline
+        started = time.perf_counter()
         quantized = apply(
             task.model, config, task.calibration_data, task.train_data, loss_fn=task.loss_fn
         )
@@ -170,8 +180,6 @@ class Study:
                     f"drop {subset_drop:.2f} on a quarter of the validation data, beyond the "
                     f"pruning limit {limit:.2f} (budget {self.budget})",
                 )
-                if self.tracker:
-                    self.tracker.log_trial(trial, config, state="pruned")
                 raise optuna.TrialPruned(trial.user_attrs["pruned_reason"])
 
         metrics = self._measure(quantized)
@@ -180,10 +188,6 @@ class Study:
         trial.set_constraint("budget", violation)
         trial.set_user_attr("metrics", metrics.to_dict())
         trial.set_user_attr("violation", violation)
-        if self.tracker:
-            self.tracker.log_trial(
-                trial, config, state="complete", metrics=metrics, violation=violation
-            )
         return self._values(metrics)
 
     def _measure(self, quantized: nn.Module) -> Metrics:
@@ -319,9 +323,13 @@ def search(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it better
     started = time.perf_counter()
-    runner = Study(task, budget, space, objective, scenario, prune=prune, tracker=tracker, log=log)
+    runner = Study(
+        task, budget, space, objective, scenario, prune=prune, seed=seed, tracker=tracker, log=log
+    )
     study = open_study(study_name, storage, objective, budget, space, scenario, seed, n_jobs)
     runner.prepare(study)
+    if not study.get_trials(deepcopy=False):
+        warm_start(study, space, runner.layers, PLAIN_RECIPES.values())
     if tracker:
         tracker.start_study(study, runner)
 
@@ -354,9 +362,38 @@ def search(
         sensitivity=runner.sensitivity,
         search_seconds=time.perf_counter() - started,
     )
+    recommendation.param_importances = _importances(study)
     if tracker:
-        tracker.finish_study(study, recommendation)
+        tracker.finish_study(study, recommendation, runner.example[:1])
     return recommendation
+
+
+def warm_start(
+    study: optuna.Study, space: SearchSpace, layers, configs: Iterable[QuantConfig]
+) -> int:
+    """Enqueue ``configs`` that lie in ``space`` as the study's first trials.
+
+    The plain recipes go first, so a study is never beaten by what a person would try by hand.
+    Returns the number enqueued.
+    """
+    count = 0
+    for config in configs:
+        params = space.params_for(config, layers)
+        if params is not None:
+            study.enqueue_trial(params, skip_if_exists=True)
+            count += 1
+    return count
+
+
+def _importances(study: optuna.Study) -> dict[str, float]:
+    """fANOVA importances of the searched choices (first objective); empty when too few trials
+    or conditional choices leave nothing common to compare."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "few trials per regime" is expected in a small study
+            return optuna.importance.get_param_importances(study, target=lambda t: t.values[0])
+    except (RuntimeError, ValueError, ZeroDivisionError):
+        return {}
 
 
 def open_study(

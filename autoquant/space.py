@@ -104,6 +104,47 @@ class SearchSpace:
             fields["keep_float"] = self._suggest_float_layers(trial, layers, sensitive_first)
         return QuantConfig(**fields)
 
+    def params_for(self, config: QuantConfig, layers: Sequence[str]) -> dict[str, Any] | None:
+        """The trial parameters that make ``suggest`` return ``config`` (for enqueueing known
+        candidates as first trials); None when the config lies outside this space."""
+        method = get_method(config.method) if config.method in self.methods else None
+        if method is None or config.keep_float:
+            return None
+        uses = method.uses
+        params: dict[str, Any] = {"method": config.method}
+        choices = {
+            "activation_observer": self.activation_observers,
+            "weight_observer": self.weight_observers,
+            "reduce_range": self.reduce_range,
+            "qat_epochs": self.qat_epochs,
+        }
+        if "backend" in uses:
+            if config.backend not in self.backends or config.backend in method.unsupported_backends:
+                return None
+            params[f"backend[{config.method}]"] = config.backend
+        for field, allowed in choices.items():
+            if field in uses:
+                if getattr(config, field) not in allowed:
+                    return None
+                params[field] = getattr(config, field)
+        if "qscheme" in uses and config.backend != "onednn":
+            if config.qscheme not in self.qschemes:
+                return None
+            params["qscheme"] = config.qscheme
+        if "calibration_batches" in uses:
+            # The number of calibration batches does not define a recipe: take the nearest.
+            params["calibration_batches"] = min(
+                self.calibration_batches, key=lambda n: abs(n - config.calibration_batches)
+            )
+        if "qat_lr" in uses and self.qat_lr[0] != self.qat_lr[1]:
+            params["qat_lr"] = min(max(config.qat_lr, self.qat_lr[0]), self.qat_lr[1])
+        if "keep_float" in uses:
+            if self.layer_mode == "per_layer":
+                params.update({f"float[{name}]": False for name in layers})
+            elif self.layer_mode == "ranked" and self.max_float > 0:
+                params["float_layers"] = 0
+        return params
+
     def _suggest_float_layers(self, trial, layers, sensitive_first) -> tuple[str, ...]:
         if self.layer_mode == "per_layer":
             return tuple(

@@ -1,0 +1,318 @@
+"""MLflow tracking: one experiment per study, a parent run per study, a child run per trial.
+
+Runs are written through ``MlflowClient`` with explicit run ids (child runs carry
+``mlflow.parentRunId``), never through MLflow's active-run state, which is per thread: trials
+running in parallel threads each log their own run safely.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+import torch
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+from autoquant.errors import ConfigError
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+STATUS = {"complete": "FINISHED", "pruned": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """``uri``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` (no server needed)."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def check_reachable(uri: str) -> None:
+    """Fail now, naming the URI, when the tracking store cannot be used."""
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri[len("sqlite:///") :]).resolve().parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK):
+            raise ConfigError(
+                f"The MLflow tracking URI {uri!r} points into {str(folder)!r}, which does not "
+                f"exist or is not writable. Create the folder or pass another --tracking-uri."
+            )
+    if uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 - any failure here means "cannot track"
+        raise ConfigError(
+            f"The MLflow tracking store {uri!r} cannot be reached: "
+            f"{str(err).strip().splitlines()[0][:200]}. Start the server, fix the URI "
+            f"(--tracking-uri or MLFLOW_TRACKING_URI), or leave both unset to use "
+            f"{DEFAULT_TRACKING_URI}."
+        ) from None
+
+
+def machine_info() -> dict[str, str]:
+    """CPU model, cores and thread count: latency figures mean little without them."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "machine.cpu": cpu,
+        "machine.cores": str(os.cpu_count()),
+        "machine.torch_threads": str(torch.get_num_threads()),
+        "machine.platform": platform.platform(),
+        "version.torch": torch.__version__,
+        "version.optuna": optuna.__version__,
+        "version.mlflow": mlflow.__version__,
+        "version.autoquant": __import__("autoquant").__version__,
+    }
+
+
+class MlflowTracker:
+    """Logs a study to MLflow; pass it to ``autoquant.search(tracker=...)``.
+
+    Args:
+        tracking_uri: MLflow tracking URI; ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db``
+            when None. Checked when the tracker is made.
+        register: Register the recommended model in the Model Registry under this name.
+        out_dir: Where plots are also written (viewable offline); a temporary folder if None.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None = None,
+        *,
+        register: str | None = None,
+        out_dir: str | Path | None = None,
+    ) -> None:
+        self.uri = resolve_tracking_uri(tracking_uri)
+        check_reachable(self.uri)
+        self.client = MlflowClient(self.uri)
+        self.register = register
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.experiment_id: str | None = None
+        self.parent_run_id: str | None = None
+        self._lock = threading.Lock()
+
+    # -- the study ---------------------------------------------------------------------------
+    def start_study(self, study: optuna.Study, runner) -> None:
+        experiment = self.client.get_experiment_by_name(study.study_name)
+        self.experiment_id = (
+            experiment.experiment_id
+            if experiment
+            else self.client.create_experiment(study.study_name)
+        )
+        existing = self.client.search_runs(
+            [self.experiment_id], "tags.`autoquant.role` = 'study'", max_results=1
+        )
+        if existing:  # a resumed study keeps its parent run
+            self.parent_run_id = existing[0].info.run_id
+            self.client.update_run(self.parent_run_id, status="RUNNING")
+            return
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=study.study_name,
+            tags={"autoquant.role": "study", "autoquant.study": study.study_name},
+        )
+        self.parent_run_id = run.info.run_id
+        task = runner.task
+        params = {
+            "task": task.name,
+            "model": task.model_name,
+            "budget": str(runner.budget),
+            "space": runner.space.name,
+            "objective": runner.objective,
+            "scenario": runner.scenario.name,
+            "seed": runner.seed,
+            "float_accuracy": f"{runner.baseline.accuracy:.6f}",
+            **machine_info(),
+        }
+        self.client.log_batch(
+            self.parent_run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
+        )
+        self.client.log_dict(self.parent_run_id, runner.space.to_dict(), "search_space.json")
+
+    def log_trial(
+        self,
+        trial: optuna.Trial | optuna.trial.FrozenTrial,
+        config,
+        *,
+        state: str,
+        started: float | None = None,
+    ) -> str:
+        """One child run for a finished trial, whatever its state; returns the run id."""
+        attrs = trial.user_attrs
+        name = f"t{trial.number:03d} {config.label()}" if config else f"t{trial.number:03d}"
+        metrics = attrs.get("metrics")
+        violation = attrs.get("violation")
+        tags = {
+            MLFLOW_PARENT_RUN_ID: self.parent_run_id,
+            MLFLOW_RUN_NAME: name,
+            "autoquant.role": "trial",
+            "autoquant.trial": str(trial.number),
+            "autoquant.state": state,
+        }
+        if metrics is not None and violation is not None:
+            tags["autoquant.feasible"] = str(violation <= 0).lower()
+        reason = attrs.get("failure") or attrs.get("pruned_reason")
+        if reason:
+            tags["autoquant.reason"] = reason[:5000]
+        if "duplicate_of" in attrs:
+            tags["autoquant.duplicate_of"] = str(attrs["duplicate_of"])
+        now = int(time.time() * 1000)
+        start = int(started * 1000) if started else now
+        with self._lock:
+            run = self.client.create_run(
+                self.experiment_id, start_time=start, tags=tags, run_name=name
+            )
+            run_id = run.info.run_id
+            params = [Param(k, str(v)) for k, v in (config.to_dict() if config else {}).items()]
+            logged = []
+            if metrics:
+                logged = {
+                    "accuracy": metrics["accuracy"],
+                    "drop_points": metrics["drop_points"],
+                    "drop_relative": metrics["drop_relative"],
+                    "latency_ms": metrics["latency_ms"],
+                    "latency_spread_ms": metrics["latency_spread_ms"],
+                    "float_latency_ms": metrics["float_latency_ms"],
+                    "speedup": metrics["speedup"],
+                    "size_bytes": metrics["size_bytes"],
+                    "size_ratio": metrics["size_ratio"],
+                    "constraint_violation": violation,
+                }
+                logged = [Metric(k, float(v), now, 0) for k, v in logged.items()]
+            for key in ("quantize_seconds", "evaluate_seconds", "subset_drop"):
+                if key in attrs:
+                    logged.append(Metric(key, float(attrs[key]), now, 0))
+            self.client.log_batch(run_id, metrics=logged, params=params)
+            if config:
+                self.client.log_dict(run_id, config.to_dict(), "config.json")
+            if "layer_map" in attrs:
+                self.client.log_dict(run_id, attrs["layer_map"], "layer_map.json")
+            self.client.set_terminated(run_id, STATUS[state], end_time=now)
+        return run_id
+
+    def finish_study(self, study: optuna.Study, rec, example: torch.Tensor | None = None) -> str:
+        """Log the recommendation (config, metrics, explanation, model, plots) on the parent
+        run and end it. Returns the logged model's URI."""
+        from autoquant.export import save, to_torchscript
+        from autoquant.plots import save_plots
+
+        run_id = self.parent_run_id
+        now = int(time.time() * 1000)
+        metrics = {
+            f"recommended_{k}": v
+            for k, v in rec.metrics.to_dict().items()
+            if isinstance(v, (int, float))
+        }
+        if rec.test_metrics:
+            metrics.update(
+                {
+                    f"test_{k}": v
+                    for k, v in rec.test_metrics.to_dict().items()
+                    if isinstance(v, (int, float))
+                }
+            )
+        metrics.update({f"trials_{k}": v for k, v in rec.counts.items()})
+        metrics["search_seconds"] = rec.search_seconds
+        metrics["pruning_saved_seconds"] = rec.pruning_saved_seconds
+        tags = {
+            "autoquant.recommendation": rec.config.label(),
+            "autoquant.feasible": str(rec.feasible).lower(),
+            "autoquant.explanation": rec.explanation[:5000],
+        }
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
+        self.client.log_dict(run_id, rec.config.to_dict(), "recommendation/config.json")
+        self.client.log_text(run_id, rec.explanation, "recommendation/explanation.md")
+        if example is None:
+            example = next(iter(rec.model.parameters()), torch.zeros(1)).new_zeros(1)
+        with tempfile.TemporaryDirectory() as tmp:
+            save(rec.model, tmp, example)
+            self.client.log_artifact(run_id, str(Path(tmp) / "state_dict.pt"), "recommendation")
+            plots_dir = self.out_dir or Path(tmp) / "plots"
+            for path in save_plots(rec, plots_dir):
+                self.client.log_artifact(run_id, str(path), "plots")
+        scripted = to_torchscript(rec.model, example)
+        model_uri = self._log_model(run_id, scripted, example)
+        self.client.set_tag(run_id, "autoquant.model_uri", model_uri)
+        self.client.set_terminated(run_id, "FINISHED")
+        return model_uri
+
+    def _log_model(self, run_id: str, scripted, example: torch.Tensor) -> str:
+        # TorchScript with the pickle format: MLflow's default pt2 format cannot hold torch.ao
+        # quantized models. Requirements are given so MLflow does not spend seconds inferring.
+        import mlflow.pytorch
+
+        mlflow.set_tracking_uri(self.uri)
+        # MLflow warns that pickle-format models run code when loaded; TorchScript is the only
+        # format that holds these models, and autoquant says so in its docs.
+        logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pytorch.log_model(
+                scripted,
+                name="model",
+                serialization_format="pickle",
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                input_example=example.numpy(),
+                registered_model_name=self.register,
+            )
+        return info.model_uri
+
+    def fail_study(self, status: str = "KILLED") -> None:
+        if self.parent_run_id:
+            self.client.set_terminated(self.parent_run_id, status)
+
+
+def studies(tracking_uri: str | None = None) -> list[dict[str, Any]]:
+    """The studies in the store, with their recommendation: for ``autoquant runs``."""
+    uri = resolve_tracking_uri(tracking_uri)
+    check_reachable(uri)
+    client = MlflowClient(uri)
+    rows = []
+    for experiment in client.search_experiments():
+        runs = client.search_runs([experiment.experiment_id], "tags.`autoquant.role` = 'study'")
+        for run in runs:
+            children = client.search_runs(
+                [experiment.experiment_id],
+                f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run.info.run_id}'",
+                max_results=5000,
+            )
+            rows.append(
+                {
+                    "study": experiment.name,
+                    "model": run.data.params.get("model", ""),
+                    "budget": run.data.params.get("budget", ""),
+                    "objective": run.data.params.get("objective", ""),
+                    "trials": len(children),
+                    "status": run.info.status,
+                    "recommendation": run.data.tags.get("autoquant.recommendation", ""),
+                    "feasible": run.data.tags.get("autoquant.feasible", ""),
+                    "speedup": _fmt(run.data.metrics.get("recommended_speedup"), "{:.2f}x"),
+                    "drop (pt)": _fmt(run.data.metrics.get("recommended_drop_points"), "{:.2f}"),
+                    "experiment_id": experiment.experiment_id,
+                }
+            )
+    return rows
+
+
+def _fmt(value, pattern: str) -> str:
+    return "" if value is None else pattern.format(value)
+
+
+__all__ = ["MlflowTracker", "check_reachable", "resolve_tracking_uri", "studies"]
