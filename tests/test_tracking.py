@@ -1,0 +1,226 @@
+"""Every trial in MLflow: read back through mlflow.search_runs and checked against the study."""
+
+import json
+import subprocess
+import sys
+
+import mlflow
+import optuna
+import pytest
+import torch
+
+from autoquant import ConfigError
+from autoquant.methods import get_method
+from autoquant.search import search
+from autoquant.space import parse_space
+from autoquant.tasks import digits_task
+from autoquant.tracking import MlflowTracker
+from tests.models import OutlierMLP
+
+SPACE = parse_space(
+    "methods: [fp32, static_int8, dynamic_int8, dynamic_fp16]\nbackends: [x86, fbgemm]\n"
+    "activation_observers: [minmax, histogram]\ncalibration_batches: [2]\n",
+    name="tracked",
+)
+
+
+@pytest.fixture(scope="module")
+def tracked_study(tmp_path_factory):
+    """20 trials on the outlier model: int8 pruned, fp16 made to fail, fp32 complete."""
+    folder = tmp_path_factory.mktemp("tracked")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    storage = f"sqlite:///{folder}/optuna.db"
+    method = get_method("dynamic_fp16")
+    original = method.quantize
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    method.quantize = broken
+    try:
+        rec = search(
+            digits_task(OutlierMLP(), model_name="outlier_mlp"),
+            "1pt",
+            SPACE,
+            n_trials=20,
+            seed=0,
+            storage=storage,
+            study_name="tracked",
+            progress=False,
+            log=lambda _: None,
+            tracker=MlflowTracker(uri, out_dir=folder / "out"),
+        )
+    finally:
+        method.quantize = original
+    study = optuna.load_study(study_name="tracked", storage=storage)
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name("tracked")
+    runs = mlflow.search_runs([experiment.experiment_id], output_format="list", max_results=1000)
+    return rec, study, runs, uri, folder
+
+
+def test_one_parent_and_a_child_per_trial(tracked_study):
+    rec, study, runs, _, _ = tracked_study
+    parents = [r for r in runs if r.data.tags.get("autoquant.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("autoquant.role") == "trial"]
+    assert len(parents) == 1 and len(children) == 20 == len(study.trials)
+    parent = parents[0]
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    params = parent.data.params
+    for key in (
+        "task",
+        "model",
+        "budget",
+        "space",
+        "objective",
+        "seed",
+        "scenario",
+        "version.torch",
+        "version.optuna",
+        "version.mlflow",
+        "machine.cpu",
+        "machine.cores",
+        "machine.torch_threads",
+    ):
+        assert params[key], key
+    assert params["model"] == "outlier_mlp" and params["budget"] == "1pt"
+
+
+def test_child_runs_match_the_study(tracked_study):
+    _, study, runs, _, _ = tracked_study
+    by_trial = {
+        int(r.data.tags["autoquant.trial"]): r
+        for r in runs
+        if r.data.tags.get("autoquant.role") == "trial"
+    }
+    states = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
+    seen = set()
+    for trial in study.trials:
+        run = by_trial[trial.number]
+        state = states[trial.state.name]
+        seen.add(state)
+        assert run.data.tags["autoquant.state"] == state
+        assert run.info.status == ("FAILED" if state == "failed" else "FINISHED")
+        assert run.info.run_name.startswith(
+            f"t{trial.number:03d} {trial.user_attrs['config']['method']}"
+        )
+        config = trial.user_attrs["config"]
+        assert {k: run.data.params[k] for k in config} == {k: str(v) for k, v in config.items()}
+        if state == "complete":
+            metrics = trial.user_attrs["metrics"]
+            for key in (
+                "accuracy",
+                "drop_points",
+                "latency_ms",
+                "latency_spread_ms",
+                "speedup",
+                "size_bytes",
+                "size_ratio",
+            ):
+                assert run.data.metrics[key] == pytest.approx(metrics[key])
+            assert run.data.metrics["constraint_violation"] == pytest.approx(
+                trial.system_attrs["constraints:budget"]
+            )
+            assert (
+                run.data.tags["autoquant.feasible"]
+                == str(trial.user_attrs["violation"] <= 0).lower()
+            )
+        if state == "failed":
+            assert "injected failure" in run.data.tags["autoquant.reason"]
+        if state == "pruned":
+            assert "pruning limit" in run.data.tags["autoquant.reason"]
+    assert seen == {"complete", "pruned", "failed"}
+
+
+def test_artifacts_of_a_trial(tracked_study):
+    _, _, runs, uri, _ = tracked_study
+    client = mlflow.MlflowClient(uri)
+    run = next(r for r in runs if r.data.tags.get("autoquant.state") == "complete")
+    files = {f.path for f in client.list_artifacts(run.info.run_id)}
+    assert {"config.json", "layer_map.json"} <= files
+    config = json.loads(open(client.download_artifacts(run.info.run_id, "config.json")).read())
+    assert config["method"] == run.data.params["method"]
+
+
+def test_recommendation_on_the_parent_run(tracked_study):
+    rec, _, runs, uri, folder = tracked_study
+    parent = next(r for r in runs if r.data.tags.get("autoquant.role") == "study")
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["autoquant.recommendation"] == rec.config.label()
+    assert parent.data.tags["autoquant.explanation"] == rec.explanation
+    assert parent.data.metrics["recommended_speedup"] == pytest.approx(rec.metrics.speedup)
+    client = mlflow.MlflowClient(uri)
+    files = {f.path for f in client.list_artifacts(parent.info.run_id, "recommendation")}
+    assert {
+        "recommendation/config.json",
+        "recommendation/explanation.md",
+        "recommendation/state_dict.pt",
+    } <= files
+    plots = {f.path for f in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/drop_vs_speedup.png", "plots/history.png"} <= plots
+    assert (folder / "out" / "drop_vs_speedup.png").stat().st_size > 10_000
+
+
+def test_logged_model_loads_in_a_fresh_process_with_identical_outputs(tracked_study, tmp_path):
+    rec, _, runs, uri, _ = tracked_study
+    parent = next(r for r in runs if r.data.tags.get("autoquant.role") == "study")
+    model_uri = parent.data.tags["autoquant.model_uri"]
+    x = digits_task("mlp").test_data[0][0]
+    torch.save(x, tmp_path / "x.pt")
+    script = (
+        "import sys, torch, mlflow, mlflow.pytorch\n"
+        f"mlflow.set_tracking_uri({uri!r})\n"
+        f"model = mlflow.pytorch.load_model({model_uri!r})\n"
+        f"x = torch.load({str(tmp_path / 'x.pt')!r}, weights_only=True)\n"
+        f"with torch.no_grad(): torch.save(model(x), {str(tmp_path / 'y.pt')!r})\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=300)
+    with torch.no_grad():
+        expected = rec.model(x)
+    assert torch.equal(torch.load(tmp_path / "y.pt", weights_only=True), expected)
+
+
+def test_parallel_trials_attach_to_their_parent(tmp_path, cnn_task):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    search(
+        cnn_task,
+        "1pt",
+        SPACE,
+        n_trials=6,
+        n_jobs=2,
+        study_name="parallel",
+        progress=False,
+        log=lambda _: None,
+        tracker=MlflowTracker(uri),
+    )
+    mlflow.set_tracking_uri(uri)
+    experiment = mlflow.get_experiment_by_name("parallel")
+    runs = mlflow.search_runs([experiment.experiment_id], output_format="list")
+    parent = [r for r in runs if r.data.tags.get("autoquant.role") == "study"]
+    children = [r for r in runs if r.data.tags.get("autoquant.role") == "trial"]
+    assert len(parent) == 1 and len(children) == 6
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent[0].info.run_id}
+    assert sorted(int(c.data.tags["autoquant.trial"]) for c in children) == list(range(6))
+
+
+def test_unreachable_tracking_server_fails_before_the_study():
+    with pytest.raises(ConfigError, match="'http://127.0.0.1:9' cannot be reached"):
+        MlflowTracker("http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="does not exist or is not writable"):
+        MlflowTracker("sqlite:////nonexistent/folder/mlflow.db")
+
+
+def test_register_puts_the_recommendation_in_the_model_registry(tmp_path, cnn_task):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    search(
+        cnn_task,
+        "1pt",
+        "quick",
+        n_trials=2,
+        study_name="registered",
+        progress=False,
+        log=lambda _: None,
+        tracker=MlflowTracker(uri, register="digits-cnn-int8"),
+    )
+    versions = mlflow.MlflowClient(uri).search_model_versions("name='digits-cnn-int8'")
+    assert len(versions) == 1
