@@ -227,6 +227,92 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return serve(args.tracking_uri, port=args.port)
 
 
+def _task_for(args: argparse.Namespace):
+    from autoquant.experiment import Experiment, build_task
+
+    return build_task(Experiment(task=args.task, model=args.model, checkpoint=args.checkpoint))
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Show a model's quantizable layers, traceability, applicable methods, latency and size."""
+    from autoquant.evaluate import example_batch
+    from autoquant.inspect import inspect
+
+    task = _task_for(args)
+    report = inspect(task.model, example_batch(task.validation_data, 1))
+    print(f"{task.model_name}: {len(report.layers)} quantizable layers")
+    print(report.table())
+    return EXIT_OK
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    """Suggest a configuration in seconds, without a search: expert rules or past studies."""
+    import time
+
+    from autoquant.budget import Budget
+    from autoquant.evaluate import example_batch
+    from autoquant.inspect import inspect
+    from autoquant.prior import Candidate, best_estimate, estimate, prior_candidates
+    from autoquant.report import format_table
+
+    started = time.perf_counter()
+    budget = Budget.parse(args.budget)
+    task = _task_for(args)
+    report = inspect(task.model, example_batch(task.validation_data, 1))
+    if args.from_history:
+        from autoquant.history import HistoryRanker, load_history, space_configs
+        from autoquant.space import load_space
+
+        examples = load_history(args.tracking_uri, exclude_model=task.model_name)
+        try:
+            ranker = HistoryRanker(examples)
+        except ValueError as err:
+            print(f"No usable history ({err}); falling back to the rules.")
+            ranker = None
+        if ranker:
+            print(
+                f"Learned from {ranker.n_examples} trials of {len(ranker.studies)} past "
+                f"studies: {', '.join(ranker.studies)}"
+            )
+            ranked = ranker.rank(report.features, space_configs(load_space(args.space)), budget)
+            candidates = [
+                Candidate(c, f"predicted from past studies: drop {d:.2f}pt, speedup {s:.2f}x")
+                for c, d, s in ranked
+            ]
+    if not args.from_history or ranker is None:
+        candidates = prior_candidates(report, budget, target=args.target)
+    estimates = estimate(task, candidates)
+    rows = [
+        {
+            "candidate": e.config.label(),
+            "est. speedup": f"{e.speedup:.2f}x" if e.speedup else "-",
+            "est. size": f"{e.size_ratio:.2f}" if e.size_ratio else "-",
+            "est. drop (pt)": f"{e.drop_points:.2f}" if e.drop_points is not None else "-",
+            "why": e.reason if not e.error else f"failed: {e.error[:80]}",
+        }
+        for e in estimates
+    ]
+    print(format_table(rows, ["candidate", "est. speedup", "est. size", "est. drop (pt)", "why"]))
+    best = best_estimate(estimates, budget)
+    print()
+    if best is None:
+        print(f"No candidate held the budget {budget} in the quick estimate: run a search.")
+    else:
+        print(f"Suggestion: {best.config.label()} ({best.reason})")
+        print(f"config: {best.config.to_json()}")
+    print(
+        f"(estimates from a quick measurement on 2 validation batches, "
+        f"{time.perf_counter() - started:.1f} s; `autoquant search` measures properly)"
+    )
+    return EXIT_OK
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="zoo model name or module:factory")
+    parser.add_argument("--task", default="digits", help="built-in task (default digits)")
+    parser.add_argument("--checkpoint", help="state_dict file, loaded with weights_only=True")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autoquant",
@@ -263,6 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--register", help="register the recommended model under this name")
     search.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     search.set_defaults(run=cmd_search)
+
+    inspect = verbs.add_parser("inspect", help=cmd_inspect.__doc__, description=cmd_inspect.__doc__)
+    _add_model_options(inspect)
+    inspect.set_defaults(run=cmd_inspect)
+
+    recommend = verbs.add_parser(
+        "recommend", help=cmd_recommend.__doc__, description=cmd_recommend.__doc__
+    )
+    _add_model_options(recommend)
+    recommend.add_argument("--budget", default="1pt", help="largest drop (default 1pt)")
+    recommend.add_argument("--target", default="server", choices=["server", "mobile"])
+    recommend.add_argument(
+        "--from-history",
+        action="store_true",
+        help="rank with a model learned from past studies in MLflow",
+    )
+    recommend.add_argument("--space", default="default", help="space the history ranks in")
+    recommend.add_argument("--tracking-uri", help="MLflow store with the past studies")
+    recommend.set_defaults(run=cmd_recommend)
 
     runs = verbs.add_parser("runs", help=cmd_runs.__doc__, description=cmd_runs.__doc__)
     runs.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")

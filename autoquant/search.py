@@ -34,10 +34,12 @@ from autoquant.evaluate import (
     score,
     serialized_size,
 )
+from autoquant.inspect import inspect
 from autoquant.layers import quantizable_layers
+from autoquant.prior import prior_candidates
 from autoquant.recipes import PLAIN_RECIPES
 from autoquant.recommend import Recommendation, TrialRecord, recommend
-from autoquant.sensitivity import measure_sensitivity
+from autoquant.sensitivity import cached_sensitivity
 from autoquant.space import SearchSpace, load_space
 from autoquant.tasks.base import Task
 
@@ -93,6 +95,7 @@ class Study:
         batches = list(task.validation_data)
         self.subset = batches[: max(1, len(batches) // 4)]
         self.example = example_batch(task.validation_data, scenario.batch_size)
+        self.report = inspect(task.model, self.example[:1])
         self.sensitive_first: list[str] = []
         self.sensitivity: list[dict] = []
         self.baseline: Baseline | None = None
@@ -115,8 +118,9 @@ class Study:
             study.set_user_attr("baseline", dataclasses.asdict(self.baseline))
         if self.space.needs_sensitivity:
             if "sensitivity" not in attrs:
-                self.log(f"measuring the sensitivity of {len(self.layers)} layers (once per study)")
-                ranked = measure_sensitivity(self.task, _sensitivity_config(self.space))
+                ranked = cached_sensitivity(
+                    self.task, _sensitivity_config(self.space), log=self.log
+                )
                 study.set_user_attr("sensitivity", [dataclasses.asdict(r) for r in ranked])
             self.sensitivity = study.user_attrs["sensitivity"]
             self.sensitive_first = [r["name"] for r in self.sensitivity]
@@ -124,6 +128,19 @@ class Study:
             key = trial.user_attrs.get("config_key")
             if key and trial.state.is_finished() and trial.state != optuna.trial.TrialState.FAIL:
                 self._seen.setdefault(key, trial.number)
+
+    def prior_configs(self, top: int = 3) -> list[QuantConfig]:
+        """The first ``top`` prior candidates that lie in the space."""
+        target = "mobile" if self.space.backends == ("qnnpack",) else "server"
+        candidates = prior_candidates(
+            self.report, self.budget, target=target, sensitivity=self.sensitivity
+        )
+        inside = [
+            c.config
+            for c in candidates
+            if self.space.params_for(c.config, self.layers, self.sensitive_first) is not None
+        ]
+        return inside[:top]
 
     # -- one trial ---------------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial):
@@ -280,6 +297,7 @@ def search(
     n_jobs: int = 1,
     scenario: Scenario | str = "bs1-t1",
     prune: bool = True,
+    warm_start: str | Iterable[QuantConfig] = "rules",
     tracker=None,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -303,6 +321,9 @@ def search(
         scenario: Batch size and threads the latency is measured for (``bs1-t1``, ``bs64-t2``).
         prune: Stop trials whose drop on a quarter of the validation data is already far past
             the budget.
+        warm_start: First trials of a new study: ``"rules"`` (the prior candidates of
+            ``autoquant.prior``, then the plain recipes), a list of configs (for example from
+            ``autoquant.history``; the plain recipes follow) or ``"none"``.
         tracker: Receives every trial and the recommendation (``autoquant.tracking``).
         progress: Show a progress bar.
         log: Where progress messages go.
@@ -328,8 +349,11 @@ def search(
     )
     study = open_study(study_name, storage, objective, budget, space, scenario, seed, n_jobs)
     runner.prepare(study)
-    if not study.get_trials(deepcopy=False):
-        warm_start(study, space, runner.layers, PLAIN_RECIPES.values())
+    if not study.get_trials(deepcopy=False) and warm_start != "none":
+        first = runner.prior_configs() if warm_start == "rules" else list(warm_start)
+        enqueue(
+            study, space, runner.layers, runner.sensitive_first, [*first, *PLAIN_RECIPES.values()]
+        )
     if tracker:
         tracker.start_study(study, runner)
 
@@ -368,21 +392,27 @@ def search(
     return recommendation
 
 
-def warm_start(
-    study: optuna.Study, space: SearchSpace, layers, configs: Iterable[QuantConfig]
-) -> int:
-    """Enqueue ``configs`` that lie in ``space`` as the study's first trials.
+def enqueue(
+    study: optuna.Study,
+    space: SearchSpace,
+    layers: list[str],
+    sensitive_first: list[str],
+    configs: Iterable[QuantConfig],
+) -> list[QuantConfig]:
+    """Enqueue the ``configs`` that lie in ``space`` as the study's first trials, in order.
 
-    The plain recipes go first, so a study is never beaten by what a person would try by hand.
-    Returns the number enqueued.
+    The prior candidates go first (where an expert would start), then the plain recipes, so a
+    study is never beaten by what a person would try by hand. Returns those enqueued.
     """
-    count = 0
+    queued, seen = [], set()
     for config in configs:
-        params = space.params_for(config, layers)
-        if params is not None:
-            study.enqueue_trial(params, skip_if_exists=True)
-            count += 1
-    return count
+        params = space.params_for(config, layers, sensitive_first)
+        key = json.dumps(params, sort_keys=True)
+        if params is not None and key not in seen:
+            seen.add(key)
+            study.enqueue_trial(params)
+            queued.append(config)
+    return queued
 
 
 def _importances(study: optuna.Study) -> dict[str, float]:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import os
 from collections.abc import Callable
 
 import torch
@@ -37,6 +40,45 @@ def _sqnr(reference: torch.Tensor, other: torch.Tensor) -> float:
     noise = (reference - other).pow(2).sum().item()
     signal = reference.pow(2).sum().item()
     return float("inf") if noise == 0 else 10 * math.log10(signal / noise)
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """A digest of the model's class and weights: the same model gives the same digest."""
+    digest = hashlib.sha256(type(model).__qualname__.encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(
+            tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+        )
+    return digest.hexdigest()[:16]
+
+
+def cached_sensitivity(
+    task: Task,
+    config: QuantConfig | None = None,
+    *,
+    log: Callable[[str], None] = print,
+) -> list[LayerSensitivity]:
+    """``measure_sensitivity``, computed once per (model, task, backend, observer) and kept in
+    ``$AUTOQUANT_CACHE/sensitivity``."""
+    from autoquant.tasks.zoo import cache_dir
+
+    config = config or reference_config()
+    key = (
+        f"{task.name}-{task.model_name}-{model_fingerprint(task.model)}-{config.backend}-"
+        f"{config.activation_observer}-{config.weight_observer}"
+    )
+    path = cache_dir() / "sensitivity" / f"{key.replace('/', '_').replace(':', '_')}.json"
+    if path.exists():
+        return [LayerSensitivity(**row) for row in json.loads(path.read_text())]
+    layers = len(quantizable_layers(task.model))
+    log(f"measuring the sensitivity of {layers} layers (cached for this model in {path.parent})")
+    result = measure_sensitivity(task, config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps([dataclasses.asdict(r) for r in result]))
+    os.replace(tmp, path)
+    return result
 
 
 def measure_sensitivity(

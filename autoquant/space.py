@@ -104,11 +104,13 @@ class SearchSpace:
             fields["keep_float"] = self._suggest_float_layers(trial, layers, sensitive_first)
         return QuantConfig(**fields)
 
-    def params_for(self, config: QuantConfig, layers: Sequence[str]) -> dict[str, Any] | None:
+    def params_for(
+        self, config: QuantConfig, layers: Sequence[str], sensitive_first: Sequence[str] = ()
+    ) -> dict[str, Any] | None:
         """The trial parameters that make ``suggest`` return ``config`` (for enqueueing known
         candidates as first trials); None when the config lies outside this space."""
         method = get_method(config.method) if config.method in self.methods else None
-        if method is None or config.keep_float:
+        if method is None:
             return None
         uses = method.uses
         params: dict[str, Any] = {"method": config.method}
@@ -139,10 +141,17 @@ class SearchSpace:
         if "qat_lr" in uses and self.qat_lr[0] != self.qat_lr[1]:
             params["qat_lr"] = min(max(config.qat_lr, self.qat_lr[0]), self.qat_lr[1])
         if "keep_float" in uses:
-            if self.layer_mode == "per_layer":
-                params.update({f"float[{name}]": False for name in layers})
-            elif self.layer_mode == "ranked" and self.max_float > 0:
-                params["float_layers"] = 0
+            keep = config.keep_float
+            if self.layer_mode == "per_layer" and set(keep) <= set(layers):
+                params.update({f"float[{name}]": name in keep for name in layers})
+            elif self.layer_mode == "ranked" and self.max_float >= len(keep):
+                if tuple(sensitive_first[: len(keep)]) != keep:
+                    return None  # ranked mode can only keep the k most sensitive layers
+                params["float_layers"] = len(keep)
+            elif keep:
+                return None
+        elif config.keep_float:
+            return None
         return params
 
     def _suggest_float_layers(self, trial, layers, sensitive_first) -> tuple[str, ...]:

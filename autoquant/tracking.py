@@ -7,6 +7,7 @@ running in parallel threads each log their own run safely.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -55,6 +56,11 @@ def check_reachable(uri: str) -> None:
             f"(--tracking-uri or MLFLOW_TRACKING_URI), or leave both unset to use "
             f"{DEFAULT_TRACKING_URI}."
         ) from None
+
+
+def param_value(value: Any) -> str:
+    """A param as MLflow stores it: lists as JSON (so they read back), the rest as text."""
+    return json.dumps(list(value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def machine_info() -> dict[str, str]:
@@ -137,6 +143,8 @@ class MlflowTracker:
             "seed": runner.seed,
             "float_accuracy": f"{runner.baseline.accuracy:.6f}",
             **machine_info(),
+            # what the learned ranker (autoquant.history) reads about the model
+            **{f"feature.{k}": f"{v:.6g}" for k, v in runner.report.features.items()},
         }
         self.client.log_batch(
             self.parent_run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
@@ -177,7 +185,9 @@ class MlflowTracker:
                 self.experiment_id, start_time=start, tags=tags, run_name=name
             )
             run_id = run.info.run_id
-            params = [Param(k, str(v)) for k, v in (config.to_dict() if config else {}).items()]
+            params = [
+                Param(k, param_value(v)) for k, v in (config.to_dict() if config else {}).items()
+            ]
             logged = []
             if metrics:
                 logged = {

@@ -14,7 +14,7 @@ from autoquant.methods import get_method
 from autoquant.search import search
 from autoquant.space import parse_space
 from autoquant.tasks import digits_task
-from autoquant.tracking import MlflowTracker
+from autoquant.tracking import MlflowTracker, param_value
 from tests.models import OutlierMLP
 
 SPACE = parse_space(
@@ -105,7 +105,9 @@ def test_child_runs_match_the_study(tracked_study):
             f"t{trial.number:03d} {trial.user_attrs['config']['method']}"
         )
         config = trial.user_attrs["config"]
-        assert {k: run.data.params[k] for k in config} == {k: str(v) for k, v in config.items()}
+        assert {k: run.data.params[k] for k in config} == {
+            k: param_value(v) for k, v in config.items()
+        }
         if state == "complete":
             metrics = trial.user_attrs["metrics"]
             for key in (

@@ -1,0 +1,189 @@
+"""Learning from past studies: a model of drop and speedup trained on the MLflow store.
+
+Every finished trial of every autoquant study in the store is one example: the features of its
+model (``autoquant.inspect``, logged on the study's parent run) and of its configuration, with
+the drop and speedup it measured. Two random forests (scikit-learn) predict drop and log-speedup
+for the configurations of a new model; the best predicted within budget warm-start its study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+
+import numpy as np
+from sklearn.ensemble import RandomForestRegressor
+
+from autoquant.budget import Budget
+from autoquant.config import QuantConfig
+from autoquant.methods import available_methods, get_method
+from autoquant.space import SearchSpace
+
+FEATURE_PREFIX = "feature."
+_METHODS = sorted(available_methods())
+_BACKENDS = ["x86", "fbgemm", "qnnpack", "onednn"]
+_ACT = ["minmax", "moving_average_minmax", "histogram"]
+
+
+def config_features(config: QuantConfig) -> list[float]:
+    """A fixed-length encoding of a configuration."""
+    return [
+        *[float(config.method == m) for m in _METHODS],
+        *[float(config.backend == b) for b in _BACKENDS],
+        *[float(config.activation_observer == a) for a in _ACT],
+        float(config.weight_observer == "per_channel_minmax"),
+        float(config.qscheme == "symmetric"),
+        float(config.reduce_range),
+        float(len(config.keep_float)),
+    ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    study: str
+    model_features: dict[str, float]
+    config: QuantConfig
+    drop_points: float
+    speedup: float
+    scenario: str
+
+
+def load_history(
+    tracking_uri: str | None = None, *, exclude_model: str | None = None
+) -> list[Example]:
+    """The finished trials of every autoquant study in the MLflow store."""
+    from mlflow.tracking import MlflowClient
+
+    from autoquant.tracking import check_reachable, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    check_reachable(uri)
+    client = MlflowClient(uri)
+    examples = []
+    for experiment in client.search_experiments():
+        parents = client.search_runs([experiment.experiment_id], "tags.`autoquant.role` = 'study'")
+        for parent in parents:
+            params = parent.data.params
+            features = {
+                k[len(FEATURE_PREFIX) :]: float(v)
+                for k, v in params.items()
+                if k.startswith(FEATURE_PREFIX)
+            }
+            if not features or params.get("model") == exclude_model:
+                continue
+            children = client.search_runs(
+                [experiment.experiment_id],
+                f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
+                f"and tags.`autoquant.state` = 'complete'",
+                max_results=5000,
+            )
+            for run in children:
+                fields = {
+                    k: run.data.params[k]
+                    for k in QuantConfig.__dataclass_fields__
+                    if k in run.data.params
+                }
+                examples.append(
+                    Example(
+                        study=experiment.name,
+                        model_features=features,
+                        config=_config_from_params(fields),
+                        drop_points=run.data.metrics["drop_points"],
+                        speedup=run.data.metrics["speedup"],
+                        scenario=params.get("scenario", ""),
+                    )
+                )
+    return examples
+
+
+def _config_from_params(params: dict[str, str]) -> QuantConfig:
+    parse = {
+        "reduce_range": lambda v: v == "True",
+        "keep_float": lambda v: tuple(json.loads(v)),
+        "calibration_batches": int,
+        "qat_epochs": int,
+        "qat_lr": float,
+        "version": int,
+    }
+    return QuantConfig(**{k: parse.get(k, str)(v) for k, v in params.items()})
+
+
+class HistoryRanker:
+    """Predicts drop and speedup of configurations for a model from past studies."""
+
+    def __init__(self, examples: list[Example], *, scenario: str | None = None) -> None:
+        if scenario:
+            examples = [e for e in examples if e.scenario == scenario] or examples
+        if len(examples) < 5:
+            raise ValueError(
+                f"need at least 5 past trials to learn from; the store has {len(examples)}"
+            )
+        self.feature_names = sorted(examples[0].model_features)
+        self.studies = sorted({e.study for e in examples})
+        self.n_examples = len(examples)
+        x = np.array([self._row(e.model_features, e.config) for e in examples])
+        self.drop_model = RandomForestRegressor(
+            n_estimators=200, random_state=0, min_samples_leaf=2
+        )
+        self.speed_model = RandomForestRegressor(
+            n_estimators=200, random_state=0, min_samples_leaf=2
+        )
+        self.drop_model.fit(x, [e.drop_points for e in examples])
+        self.speed_model.fit(x, [math.log(max(e.speedup, 1e-3)) for e in examples])
+
+    def _row(self, model_features: dict[str, float], config: QuantConfig) -> list[float]:
+        return [model_features.get(n, 0.0) for n in self.feature_names] + config_features(config)
+
+    def predict(self, model_features: dict[str, float], configs: list[QuantConfig]):
+        """(predicted drop in points, predicted speedup) per config."""
+        x = np.array([self._row(model_features, c) for c in configs])
+        return self.drop_model.predict(x), np.exp(self.speed_model.predict(x))
+
+    def rank(
+        self,
+        model_features: dict[str, float],
+        configs: list[QuantConfig],
+        budget: Budget,
+        top: int = 3,
+    ) -> list[tuple[QuantConfig, float, float]]:
+        """The ``top`` configs by predicted speedup among those predicted within budget."""
+        drops, speedups = self.predict(model_features, configs)
+        scored = sorted(
+            zip(configs, drops, speedups, strict=True),
+            key=lambda t: (t[1] > budget.max_drop, -t[2]),
+        )
+        return [(c, float(d), float(s)) for c, d, s in scored[:top]]
+
+
+def space_configs(space: SearchSpace) -> list[QuantConfig]:
+    """Every configuration of ``space`` with all layers quantized (the per-layer choice is left
+    to the search), in canonical form, without repeats."""
+    configs = {}
+    for method in space.methods:
+        impl = get_method(method)
+        backends = [b for b in space.backends if b not in impl.unsupported_backends]
+        grid = itertools.product(
+            backends or ["x86"],
+            space.activation_observers,
+            space.weight_observers,
+            space.qschemes,
+            space.reduce_range,
+        )
+        for backend, act, weight, qscheme, reduce_range in grid:
+            if "qscheme" in impl.uses and backend == "onednn":
+                qscheme = "symmetric"
+            config = QuantConfig(
+                method=method,
+                backend=backend,
+                activation_observer=act,
+                weight_observer=weight,
+                qscheme=qscheme,
+                reduce_range=reduce_range,
+                calibration_batches=max(space.calibration_batches),
+                qat_epochs=space.qat_epochs[0],
+                qat_lr=space.qat_lr[0],
+            ).canonical()
+            configs[config.to_json()] = config
+    return list(configs.values())

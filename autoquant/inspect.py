@@ -1,0 +1,188 @@
+"""autoquant.inspect: what a model offers to quantization, before any search.
+
+The quantizable layers with their parameters and share of compute, whether torch.fx can trace
+the model (and where it breaks), which methods and backends apply, and the float latency and
+size. Its ``features`` are what the prior rules and the learned ranker read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from autoquant.evaluate import measure_latency, serialized_size
+from autoquant.layers import quantizable_layers
+from autoquant.methods import available_methods, get_method
+from autoquant.methods._dynamic import DYNAMIC_TYPES
+from autoquant.methods._static import EAGER_TYPES, fx_trace_error
+
+CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+RECURRENT_TYPES = (nn.LSTM, nn.GRU)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    type: str
+    params: int
+    param_share: float
+    macs: int  # multiply-accumulates for the example input
+    compute_share: float
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelReport:
+    """What ``inspect`` found; ``features`` feeds the prior rules and the learned ranker."""
+
+    layers: list[LayerInfo]
+    total_params: int
+    fx_traceable: bool
+    fx_error: str | None
+    methods: dict[str, list[str]]  # applicable method -> backends it runs on
+    float_latency_ms: float
+    size_bytes: int
+    features: dict[str, float]
+
+    def table(self) -> str:
+        from autoquant.report import format_table
+
+        rows = [
+            {
+                "layer": x.name,
+                "type": x.type,
+                "params": f"{x.params:,}",
+                "params %": f"{100 * x.param_share:.1f}",
+                "compute %": f"{100 * x.compute_share:.1f}",
+            }
+            for x in self.layers
+        ]
+        lines = [
+            format_table(rows, ["layer", "type", "params", "params %", "compute %"]),
+            "",
+            f"parameters: {self.total_params:,}; float size {self.size_bytes / 1024:.0f} KiB; "
+            f"float latency {self.float_latency_ms:.3f} ms (batch 1, 1 thread)",
+            "torch.fx: "
+            + ("traceable" if self.fx_traceable else f"NOT traceable: {self.fx_error}"),
+            "methods that apply (backends): "
+            + "; ".join(f"{m} ({', '.join(b)})" for m, b in self.methods.items()),
+        ]
+        return "\n".join(lines)
+
+
+def _count_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """Multiply-accumulates of each quantizable layer on ``example``, from forward hooks."""
+    macs: dict[str, int] = {}
+    hooks = []
+
+    def hook(name):
+        def record(module, inputs, output):
+            out = output[0] if isinstance(output, tuple) else output
+            if isinstance(module, CONV_TYPES):
+                per_output = (
+                    module.in_channels
+                    // module.groups
+                    * int(torch.tensor(module.kernel_size).prod())
+                )
+                macs[name] = macs.get(name, 0) + out.numel() * per_output
+            elif isinstance(module, nn.Linear):
+                macs[name] = macs.get(name, 0) + out.numel() * module.in_features
+            elif isinstance(module, RECURRENT_TYPES):
+                steps = out.shape[1] if module.batch_first else out.shape[0]
+                batch = out.shape[0] if module.batch_first else out.shape[1]
+                weights = sum(p.numel() for n, p in module.named_parameters() if "weight" in n)
+                macs[name] = macs.get(name, 0) + steps * batch * weights
+
+        return record
+
+    for name, module in model.named_modules():
+        if name and isinstance(module, (*CONV_TYPES, nn.Linear, *RECURRENT_TYPES)):
+            hooks.append(module.register_forward_hook(hook(name)))
+    try:
+        with torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    return macs
+
+
+def inspect(model: nn.Module, example: torch.Tensor) -> ModelReport:
+    """Analyse ``model`` on ``example`` (one input batch, batch size 1 is best).
+
+    Args:
+        model: The float model (not modified).
+        example: An input the model accepts.
+    """
+    model = model.eval()
+    layers = quantizable_layers(model)
+    macs = _count_macs(model, example[:1])
+    total_macs = sum(macs.values()) or 1
+    infos = [
+        LayerInfo(
+            x.name,
+            x.type,
+            x.params,
+            x.param_share,
+            macs.get(x.name, 0),
+            macs.get(x.name, 0) / total_macs,
+        )
+        for x in layers
+    ]
+    error = fx_trace_error(model)
+    modules = dict(model.named_modules())
+    kinds = {
+        "dynamic": any(type(modules[x.name]) in DYNAMIC_TYPES for x in layers),
+        "static": error is None or any(type(modules[x.name]) in EAGER_TYPES for x in layers),
+        "qat": error is None and bool(layers),
+    }
+    needs = {
+        "dynamic_int8": "dynamic",
+        "dynamic_fp16": "dynamic",
+        "static_int8": "static",
+        "qat_int8": "qat",
+    }
+    methods = {}
+    for name in available_methods():
+        if name == "fp32" or kinds.get(needs.get(name, ""), False):
+            impl = get_method(name)
+            methods[name] = (
+                [
+                    b
+                    for b in ("x86", "fbgemm", "qnnpack", "onednn")
+                    if b not in impl.unsupported_backends
+                ]
+                if "backend" in impl.uses
+                else []
+            )
+    timing = measure_latency({"float": model}, example[:1], threads=1, budget_s=0.3)["float"]
+
+    def share(types) -> float:
+        return float(sum(i.compute_share for i in infos if type(modules[i.name]) in types))
+
+    features = {
+        "log_params": float(torch.tensor(sum(p.numel() for p in model.parameters()) + 1.0).log()),
+        "log_macs": float(torch.tensor(float(total_macs)).log()),
+        "n_layers": float(len(infos)),
+        "conv_share": share(CONV_TYPES),
+        "linear_share": share((nn.Linear,)),
+        "recurrent_share": share(RECURRENT_TYPES),
+        "depthwise_share": sum(
+            i.compute_share
+            for i in infos
+            if isinstance(modules[i.name], CONV_TYPES) and modules[i.name].groups > 1
+        ),
+        "fx_traceable": float(error is None),
+        "log_float_latency_ms": float(torch.tensor(timing.median_ms).log()),
+    }
+    return ModelReport(
+        layers=infos,
+        total_params=sum(p.numel() for p in model.parameters()),
+        fx_traceable=error is None,
+        fx_error=error,
+        methods=methods,
+        float_latency_ms=timing.median_ms,
+        size_bytes=serialized_size(model),
+        features=features,
+    )

@@ -1,0 +1,191 @@
+"""Prior recommendation: what an expert would try first, before any search.
+
+Each rule reads the model analysis (``autoquant.inspect``) and, when it was measured, the
+per-layer sensitivity, and proposes a configuration with a one-sentence reason. The candidates
+become the first trials of every study (``enqueue_trial``) and the answer of
+``autoquant recommend``, where each is quickly measured for an estimate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from autoquant.budget import Budget
+from autoquant.config import QuantConfig
+from autoquant.inspect import ModelReport
+
+TARGETS = ("server", "mobile")
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    config: QuantConfig
+    reason: str
+
+
+def _static(backend: str, keep: tuple[str, ...] = ()) -> QuantConfig:
+    mobile = backend == "qnnpack"
+    return QuantConfig(
+        method="static_int8",
+        backend=backend,
+        activation_observer="histogram",
+        weight_observer="per_channel_minmax",
+        qscheme="symmetric" if backend == "onednn" else "affine",
+        reduce_range=not mobile and backend != "onednn",
+        keep_float=keep,
+    )
+
+
+def prior_candidates(
+    report: ModelReport,
+    budget: Budget,
+    *,
+    target: str = "server",
+    sensitivity: list[dict] | None = None,
+) -> list[Candidate]:
+    """Candidates in the order an expert would try them, each with its reason."""
+    f = report.features
+    mobile = target == "mobile"
+    backend = "qnnpack" if mobile else "x86"
+    candidates: list[Candidate] = []
+    dense = f["linear_share"] + f["recurrent_share"]
+    if f["conv_share"] >= 0.5:
+        if report.fx_traceable or not mobile:
+            candidates.append(
+                Candidate(
+                    _static(backend),
+                    (
+                        f"{f['conv_share']:.0%} of the compute is convolution: static int8 with "
+                        f"per-channel weights and a histogram observer on {backend} "
+                        f"{'(the engine of ARM phones)' if mobile else '(fbgemm/onednn kernels)'} "
+                        f"converts it all to int8 kernels."
+                    ),
+                )
+            )
+        if not mobile:
+            candidates.append(
+                Candidate(
+                    _static("fbgemm"),
+                    (
+                        "fbgemm, the other server engine, is sometimes faster than x86 on the same "
+                        "static int8 model."
+                    ),
+                )
+            )
+    if dense >= 0.5:
+        candidates.append(
+            Candidate(
+                QuantConfig(
+                    method="dynamic_int8", backend=backend, weight_observer="per_channel_minmax"
+                ),
+                f"{dense:.0%} of the compute is in Linear/recurrent layers, which dynamic int8 "
+                f"quantizes without calibration (activations quantized at run time).",
+            )
+        )
+    if sensitivity:
+        worst = [s for s in sensitivity if s["drop_points"] > budget.max_drop / 2][:3]
+        if worst and f["conv_share"] >= 0.5:
+            names = tuple(s["name"] for s in worst)
+            drops = ", ".join(f"{s['drop_points']:.1f}" for s in worst)
+            candidates.append(
+                Candidate(
+                    _static(backend, names),
+                    (
+                        f"{', '.join(names)} lose the most when quantized alone ({drops} "
+                        f"points): kept in float."
+                    ),
+                )
+            )
+    if report.methods.get("dynamic_fp16") and not mobile and (dense > 0 or not candidates):
+        candidates.append(
+            Candidate(
+                QuantConfig(method="dynamic_fp16", backend="x86"),
+                "float16 weights lose almost nothing and halve the size: the fallback when int8 "
+                "cannot hold the budget.",
+            )
+        )
+    if report.float_latency_ms < 0.2:
+        candidates.insert(
+            0,
+            Candidate(
+                QuantConfig(method="fp32"),
+                (
+                    f"The float model takes only {report.float_latency_ms:.3f} ms per call: "
+                    f"quantizing and dequantizing activations may cost more than int8 saves, "
+                    f"so float is a serious candidate."
+                ),
+            ),
+        )
+    return candidates
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """A candidate quickly measured: a few calibration and validation batches, a short timing."""
+
+    config: QuantConfig
+    reason: str
+    speedup: float | None
+    size_ratio: float | None
+    drop_points: float | None
+    error: str | None = None
+
+
+def estimate(task, candidates: list[Candidate], scenario=None) -> list[Estimate]:
+    """Measure each candidate quickly on a slice of the data (seconds, not a search)."""
+    from autoquant.apply import apply
+    from autoquant.errors import AutoQuantError
+    from autoquant.evaluate import (
+        SCENARIOS,
+        example_batch,
+        measure_latency,
+        score,
+        serialized_size,
+    )
+
+    scenario = scenario or SCENARIOS["bs1-t1"]
+    data = list(task.validation_data)[:2]
+    example = example_batch(task.validation_data, scenario.batch_size)
+    float_score = score(task.model, data, task.metric)
+    float_size = serialized_size(task.model)
+    results = []
+    for candidate in candidates:
+        quick = dataclasses.replace(candidate.config, calibration_batches=2, qat_epochs=1)
+        try:
+            model = apply(task.model, quick, task.calibration_data, task.train_data)
+            timing = measure_latency(
+                {"float": task.model, "candidate": model},
+                example,
+                scenario.threads,
+                budget_s=0.2,
+                min_rounds=5,
+                max_rounds=15,
+            )
+            results.append(
+                Estimate(
+                    candidate.config,
+                    candidate.reason,
+                    timing["float"].median_ms / timing["candidate"].median_ms,
+                    serialized_size(model) / float_size,
+                    100 * (float_score - score(model, data, task.metric)),
+                )
+            )
+        except (AutoQuantError, RuntimeError) as err:
+            results.append(
+                Estimate(
+                    candidate.config,
+                    candidate.reason,
+                    None,
+                    None,
+                    None,
+                    f"{type(err).__name__}: {err}",
+                )
+            )
+    return results
+
+
+def best_estimate(estimates: list[Estimate], budget: Budget) -> Estimate | None:
+    """The fastest estimate within budget that is not slower than float."""
+    ok = [e for e in estimates if e.speedup is not None and e.drop_points <= budget.max_drop]
+    faster = [e for e in ok if e.speedup >= 1.0 or e.config.method == "fp32"]
+    return max(faster or ok, key=lambda e: e.speedup, default=None)
