@@ -111,6 +111,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     task = build_task(experiment)
     scenario = get_scenario(experiment.scenario)
     storage = experiment.storage or None
+    warm_start = "rules"
+    if args.from_history:
+        warm_start = _history_warm_start(task, experiment, tracker)
     try:
         rec = search(
             task,
@@ -125,6 +128,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             n_jobs=experiment.jobs,
             scenario=scenario,
             tracker=tracker,
+            warm_start=warm_start,
         )
     except KeyboardInterrupt:
         if tracker:
@@ -227,6 +231,30 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return serve(args.tracking_uri, port=args.port)
 
 
+def _history_warm_start(task, experiment, tracker):
+    """The configs the history ranks best for this model, or the rules when there is none."""
+    from autoquant.budget import Budget
+    from autoquant.evaluate import example_batch
+    from autoquant.history import history_candidates
+    from autoquant.inspect import inspect
+    from autoquant.space import load_space
+
+    report = inspect(task.model, example_batch(task.validation_data, 1))
+    ranked, studies = history_candidates(
+        report.features,
+        load_space(experiment.space),
+        Budget.parse(experiment.budget),
+        tracking_uri=tracker.uri if tracker else experiment.tracking_uri,
+        exclude_model=task.model_name,
+        scenario=experiment.scenario,
+    )
+    if not studies:
+        print("Too little history in the MLflow store: warm start from the rules.")
+        return "rules"
+    print(f"Warm start learned from past studies: {', '.join(studies)}")
+    return [config for config, _, _ in ranked]
+
+
 def _task_for(args: argparse.Namespace):
     from autoquant.experiment import Experiment, build_task
 
@@ -259,28 +287,27 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     budget = Budget.parse(args.budget)
     task = _task_for(args)
     report = inspect(task.model, example_batch(task.validation_data, 1))
+    candidates = []
     if args.from_history:
-        from autoquant.history import HistoryRanker, load_history, space_configs
+        from autoquant.history import history_candidates
         from autoquant.space import load_space
 
-        examples = load_history(args.tracking_uri, exclude_model=task.model_name)
-        try:
-            ranker = HistoryRanker(examples)
-        except ValueError as err:
-            print(f"No usable history ({err}); falling back to the rules.")
-            ranker = None
-        if ranker:
-            print(
-                f"Learned from {ranker.n_examples} trials of {len(ranker.studies)} past "
-                f"studies: {', '.join(ranker.studies)}"
-            )
-            ranked = ranker.rank(report.features, space_configs(load_space(args.space)), budget)
-            candidates = [
-                Candidate(c, f"predicted from past studies: drop {d:.2f}pt, speedup {s:.2f}x")
-                for c, d, s in ranked
-            ]
-    if not args.from_history or ranker is None:
-        candidates = prior_candidates(report, budget, target=args.target)
+        ranked, studies = history_candidates(
+            report.features,
+            load_space(args.space),
+            budget,
+            tracking_uri=args.tracking_uri,
+            exclude_model=task.model_name,
+        )
+        if studies:
+            print(f"Learned from past studies: {', '.join(studies)}")
+        else:
+            print("Too little history in the MLflow store (fewer than 5 trials): using the rules.")
+        candidates = [
+            Candidate(c, f"predicted from past studies: drop {d:.2f}pt, speedup {s:.2f}x")
+            for c, d, s in ranked
+        ]
+    candidates = candidates or prior_candidates(report, budget, target=args.target)
     estimates = estimate(task, candidates)
     rows = [
         {
@@ -348,6 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--register", help="register the recommended model under this name")
     search.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    search.add_argument(
+        "--from-history",
+        action="store_true",
+        help="first trials from a model learned on past studies in MLflow (else expert rules)",
+    )
     search.set_defaults(run=cmd_search)
 
     inspect = verbs.add_parser("inspect", help=cmd_inspect.__doc__, description=cmd_inspect.__doc__)

@@ -187,3 +187,23 @@ def space_configs(space: SearchSpace) -> list[QuantConfig]:
             ).canonical()
             configs[config.to_json()] = config
     return list(configs.values())
+
+
+def history_candidates(
+    model_features: dict[str, float],
+    space: SearchSpace,
+    budget: Budget,
+    *,
+    tracking_uri: str | None = None,
+    exclude_model: str | None = None,
+    scenario: str | None = None,
+    top: int = 3,
+) -> tuple[list[tuple[QuantConfig, float, float]], list[str]]:
+    """The ``top`` configurations of ``space`` the history predicts best for a model, and the
+    studies it learned from; ``([], [])`` when the store holds too little history."""
+    examples = load_history(tracking_uri, exclude_model=exclude_model)
+    try:
+        ranker = HistoryRanker(examples, scenario=scenario)
+    except ValueError:
+        return [], []
+    return ranker.rank(model_features, space_configs(space), budget, top=top), ranker.studies

@@ -9,12 +9,15 @@ become the first trials of every study (``enqueue_trial``) and the answer of
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
 from autoquant.inspect import ModelReport
 
 TARGETS = ("server", "mobile")
+#: Below this many multiply-accumulates per example, int8 overheads tend to outweigh its gain.
+TINY_MACS = 1_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,15 +107,16 @@ def prior_candidates(
                 "cannot hold the budget.",
             )
         )
-    if report.float_latency_ms < 0.2:
+    macs = math.exp(f["log_macs"])
+    if macs < TINY_MACS:
         candidates.insert(
             0,
             Candidate(
                 QuantConfig(method="fp32"),
                 (
-                    f"The float model takes only {report.float_latency_ms:.3f} ms per call: "
-                    f"quantizing and dequantizing activations may cost more than int8 saves, "
-                    f"so float is a serious candidate."
+                    f"The model does only {macs / 1e3:.0f}k multiply-accumulates per example: "
+                    f"quantizing and dequantizing activations may cost more than int8 "
+                    f"saves, so float is a serious candidate."
                 ),
             ),
         )

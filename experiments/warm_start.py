@@ -1,0 +1,193 @@
+"""Does the prior (rules, or a model learned from past studies) find good configurations sooner?
+
+Part A, for each zoo model (budget 1 point, `default` space, same seed): a study warm-started
+by the expert rules against a study with no warm start: trials to the first configuration within
+budget, and the final recommendation.
+Part B: a ranker learned from the part-A studies of three models warm-starts a study on a fourth
+model; trials to reach 95% of the study's own final best speedup, against the rules-only study
+of part A (same seed).
+
+    .venv/bin/python experiments/warm_start.py            # writes experiments/WARM_START.md
+    .venv/bin/python experiments/warm_start.py --trials 8 --models mlp cnn lstm transformer
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
+from autoquant.budget import Budget
+from autoquant.history import history_candidates
+from autoquant.inspect import inspect
+from autoquant.report import format_table
+from autoquant.search import search
+from autoquant.space import load_space
+from autoquant.tasks import digits_task
+from autoquant.tracking import MlflowTracker
+
+HERE = Path(__file__).resolve().parent
+
+
+def first_feasible(rec) -> int | None:
+    """1-based trial index of the first trial within budget."""
+    for r in sorted(rec.records, key=lambda r: r.number):
+        if r.metrics and r.feasible:
+            return r.number + 1
+    return None
+
+
+def trials_to_near_best(rec, share: float = 0.95) -> int | None:
+    """1-based trial index where a feasible speedup reached ``share`` of the study's best."""
+    feasible = [r for r in rec.records if r.metrics and r.feasible]
+    if not feasible:
+        return None
+    best = max(r.metrics.speedup for r in feasible)
+    for r in sorted(feasible, key=lambda r: r.number):
+        if r.metrics.speedup >= share * best:
+            return r.number + 1
+    return None
+
+
+def run(task, warm_start, trials, seed, study, uri):
+    started = time.perf_counter()
+    rec = search(
+        task,
+        "1pt",
+        "default",
+        n_trials=trials,
+        seed=seed,
+        study_name=study,
+        warm_start=warm_start,
+        progress=False,
+        log=lambda _: None,
+        tracker=MlflowTracker(uri) if uri else None,
+    )
+    return rec, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["mlp", "cnn", "lstm", "transformer", "resnet18", "mobilenet_v2"],
+    )
+    parser.add_argument("--trials", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--history-target",
+        default="resnet18",
+        help="part B: the model warm-started from the others' studies",
+    )
+    parser.add_argument("--out", default=str(HERE / "WARM_START.md"))
+    args = parser.parse_args()
+
+    store = tempfile.mkdtemp(prefix="autoquant-warm-")
+    uri = f"sqlite:///{store}/mlflow.db"
+    rows, rules_recs = [], {}
+    for model in args.models:
+        task = digits_task(model)
+        with_prior, t1 = run(task, "rules", args.trials, args.seed, f"rules-{model}", uri)
+        without, t2 = run(task, "none", args.trials, args.seed, f"none-{model}", None)
+        rules_recs[model] = with_prior
+        rows.append(
+            {
+                "model": model,
+                "first feasible (rules)": first_feasible(with_prior),
+                "first feasible (none)": first_feasible(without),
+                "speedup (rules)": f"{with_prior.metrics.speedup:.2f}x",
+                "speedup (none)": f"{without.metrics.speedup:.2f}x",
+                "drop pt (rules)": f"{with_prior.metrics.drop_points:.2f}",
+                "drop pt (none)": f"{without.metrics.drop_points:.2f}",
+                "recommended (rules)": with_prior.config.label(),
+                "recommended (none)": without.config.label(),
+                "wall s (rules / none)": f"{t1:.0f} / {t2:.0f}",
+            }
+        )
+        print(rows[-1], flush=True)
+
+    def mean(key):
+        values = [r[key] for r in rows if r[key] is not None]
+        return sum(values) / len(values) if values else float("nan")
+
+    lines = [
+        "# Warm start: expert rules and learned history",
+        "",
+        f"{datetime.date.today()}, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}; budget 1pt, `default` "
+        f"space, {args.trials} trials per study, seed {args.seed}. Speedups are validation "
+        f"figures at bs1-t1 (batch 1, 1 thread), measured against float in the same process.",
+        "Command: `.venv/bin/python experiments/warm_start.py`",
+        "",
+        "## A. Rules against no warm start",
+        "",
+        format_table(rows, list(rows[0]), markdown=True),
+        "",
+        f"Mean trials to the first feasible configuration: {mean('first feasible (rules)'):.2f} "
+        f"with the rules, {mean('first feasible (none)'):.2f} without.",
+        "",
+    ]
+    target = args.history_target
+    if target in rules_recs:
+        task = digits_task(target)
+        report = inspect(task.model, task.validation_data[0][0][:1])
+        ranked, studies = history_candidates(
+            report.features,
+            load_space("default"),
+            Budget(1.0),
+            tracking_uri=uri,
+            exclude_model=target,
+        )
+        history_rec, t3 = run(
+            task,
+            [c for c, _, _ in ranked] or "rules",
+            args.trials,
+            args.seed,
+            f"history-{target}",
+            None,
+        )
+        rules_rec = rules_recs[target]
+        lines += [
+            f"## B. {target} warm-started from the studies of {', '.join(studies)}",
+            "",
+            format_table(
+                [
+                    {
+                        "warm start": "history",
+                        "trials to 95% of its best": trials_to_near_best(history_rec),
+                        "best speedup": f"{history_rec.metrics.speedup:.2f}x",
+                        "recommended": history_rec.config.label(),
+                        "first trials": ", ".join(c.label() for c, _, _ in ranked),
+                    },
+                    {
+                        "warm start": "rules",
+                        "trials to 95% of its best": trials_to_near_best(rules_rec),
+                        "best speedup": f"{rules_rec.metrics.speedup:.2f}x",
+                        "recommended": rules_rec.config.label(),
+                        "first trials": "the rules' candidates",
+                    },
+                ],
+                [
+                    "warm start",
+                    "trials to 95% of its best",
+                    "best speedup",
+                    "recommended",
+                    "first trials",
+                ],
+                markdown=True,
+            ),
+            "",
+        ]
+    Path(args.out).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

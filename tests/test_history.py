@@ -1,0 +1,85 @@
+"""The ranker learned from past studies: on a synthetic history, and read from a real store."""
+
+import pytest
+
+from autoquant import QuantConfig
+from autoquant.budget import Budget
+from autoquant.cli import main
+from autoquant.history import Example, HistoryRanker, load_history, space_configs
+from autoquant.search import search
+from autoquant.space import load_space
+from autoquant.tracking import MlflowTracker
+
+CONV = {"conv_share": 1.0, "linear_share": 0.0, "log_macs": 16.0}
+DENSE = {"conv_share": 0.0, "linear_share": 1.0, "log_macs": 11.0}
+
+
+def synthetic_truth(features, config):
+    """Convs love static int8 except on qnnpack, which ruins them; dense models want dynamic."""
+    conv = features["conv_share"] > 0.5
+    if config.method == "static_int8":
+        speed = 3.0 if conv else 0.5
+        drop = 20.0 if conv and config.backend == "qnnpack" else 0.2
+    elif config.method == "dynamic_int8":
+        speed, drop = (1.0, 0.1) if conv else (1.3, 0.3)
+    else:
+        speed, drop = 1.0, 0.0
+    return drop, speed
+
+
+def synthetic_history():
+    examples = []
+    configs = space_configs(load_space("default"))
+    for name, features in (("conv-a", CONV), ("dense-a", DENSE)):
+        for config in configs[::3]:
+            drop, speed = synthetic_truth(features, config)
+            examples.append(Example(name, features, config, drop, speed, "bs1-t1"))
+    return examples
+
+
+def test_ranker_learns_what_suits_each_kind_of_model():
+    ranker = HistoryRanker(synthetic_history())
+    assert ranker.studies == ["conv-a", "dense-a"]
+    candidates = space_configs(load_space("default"))
+    top_conv = ranker.rank(CONV, candidates, Budget(1.0))
+    assert all(c.method == "static_int8" and c.backend != "qnnpack" for c, _, _ in top_conv)
+    assert all(d < 1.0 and s > 2.0 for _, d, s in top_conv)
+    top_dense = ranker.rank(DENSE, candidates, Budget(1.0))
+    assert top_dense[0][0].method == "dynamic_int8"
+
+
+def test_too_little_history_is_refused():
+    with pytest.raises(ValueError, match="at least 5 past trials"):
+        HistoryRanker(synthetic_history()[:3])
+
+
+def test_space_configs_are_distinct_and_canonical():
+    configs = space_configs(load_space("default"))
+    assert len({c.to_json() for c in configs}) == len(configs)
+    assert QuantConfig(method="fp32") in configs
+    assert all(c == c.canonical() for c in configs)
+
+
+def test_history_read_back_from_mlflow(tmp_path, mlp_task, cnn_task, capsys):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    for task in (mlp_task, cnn_task):
+        search(
+            task,
+            "1pt",
+            "quick",
+            n_trials=4,
+            study_name=f"past-{task.model_name}",
+            progress=False,
+            log=lambda _: None,
+            tracker=MlflowTracker(uri),
+        )
+    examples = load_history(uri)
+    assert {e.study for e in examples} == {"past-mlp", "past-cnn"}
+    assert all(e.model_features["log_macs"] > 0 for e in examples)
+    assert all(isinstance(e.config, QuantConfig) and e.speedup > 0 for e in examples)
+    assert {e.study for e in load_history(uri, exclude_model="mlp")} == {"past-cnn"}
+
+    assert main(["recommend", "lstm", "--from-history", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "Learned from past studies: past-cnn, past-mlp" in out
+    assert "predicted from past studies" in out and "Suggestion:" in out

@@ -1,0 +1,112 @@
+"""The expert rules, and how their candidates start every study."""
+
+import optuna
+import pytest
+
+from autoquant.budget import Budget
+from autoquant.cli import main
+from autoquant.inspect import inspect
+from autoquant.prior import best_estimate, estimate, prior_candidates
+from autoquant.search import search
+
+
+def candidates_for(task, **kwargs):
+    report = inspect(task.model, task.validation_data[0][0][:1])
+    return prior_candidates(report, Budget(1.0), **kwargs)
+
+
+def methods(candidates):
+    return [(c.config.method, c.config.backend) for c in candidates]
+
+
+def test_conv_model_gets_static_int8_per_channel_histogram(cnn_task):
+    found = candidates_for(cnn_task)
+    static = [c for c in found if c.config.method == "static_int8"]
+    assert static[0].config.backend == "x86"
+    assert static[0].config.weight_observer == "per_channel_minmax"
+    assert static[0].config.activation_observer == "histogram"
+    assert "convolution" in static[0].reason
+    assert ("static_int8", "fbgemm") in methods(found)
+
+
+def test_mobile_target_uses_qnnpack(cnn_task):
+    found = candidates_for(cnn_task, target="mobile")
+    assert {c.config.backend for c in found if c.config.method != "fp32"} == {"qnnpack"}
+    assert all(not c.config.reduce_range for c in found if c.config.method == "static_int8")
+
+
+def test_recurrent_and_linear_models_get_dynamic_int8(lstm_task, transformer_task):
+    for task in (lstm_task, transformer_task):
+        found = candidates_for(task)
+        assert ("dynamic_int8", "x86") in methods(found)
+        assert "static_int8" not in [c.config.method for c in found]
+        assert ("dynamic_fp16", "x86") in methods(found)  # the fallback
+
+
+def test_sensitive_layers_are_kept_in_float(cnn_task):
+    sensitivity = [
+        {"name": "block1.0", "drop_points": 2.0},
+        {"name": "fc", "drop_points": 0.6},
+        {"name": "block2.0", "drop_points": 0.1},
+    ]
+    found = candidates_for(cnn_task, sensitivity=sensitivity)
+    kept = [c for c in found if c.config.keep_float]
+    assert kept[0].config.keep_float == ("block1.0", "fc")
+    assert "block1.0, fc lose the most" in kept[0].reason
+
+
+def test_tiny_model_puts_float_first(mlp_task):
+    found = candidates_for(mlp_task)
+    assert found[0].config.method == "fp32" and "multiply-accumulates" in found[0].reason
+
+
+def test_estimates_and_best(cnn_task):
+    estimates = estimate(cnn_task, candidates_for(cnn_task))
+    assert all(e.speedup > 0 and 0 < e.size_ratio <= 1.01 for e in estimates)
+    best = best_estimate(estimates, Budget(1.0))
+    assert best.drop_points <= 1.0
+    assert best.speedup == max(e.speedup for e in estimates if e.drop_points <= 1.0)
+
+
+def test_prior_candidates_are_the_first_trials(cnn_task, tmp_path):
+    storage = f"sqlite:///{tmp_path}/p.db"
+    search(
+        cnn_task,
+        "1pt",
+        "default",
+        n_trials=4,
+        storage=storage,
+        study_name="p",
+        progress=False,
+        log=lambda _: None,
+    )
+    trials = optuna.load_study(study_name="p", storage=storage).trials
+    first = [(t.params["method"], t.params.get("backend[static_int8]")) for t in trials[:2]]
+    assert first == [("static_int8", "x86"), ("static_int8", "fbgemm")]
+    assert trials[0].params["activation_observer"] == "histogram"
+    assert trials[0].params["float_layers"] == 0
+
+
+def test_no_warm_start_enqueues_nothing(cnn_task, tmp_path):
+    storage = f"sqlite:///{tmp_path}/n.db"
+    search(
+        cnn_task,
+        "1pt",
+        "default",
+        n_trials=2,
+        storage=storage,
+        study_name="n",
+        warm_start="none",
+        progress=False,
+        log=lambda _: None,
+        seed=5,
+    )
+    trials = optuna.load_study(study_name="n", storage=storage).trials
+    assert all("fixed_params" not in t.system_attrs for t in trials)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn", "lstm"])
+def test_recommend_command_prints_a_suggestion_with_reasons(model, capsys):
+    assert main(["recommend", model]) == 0
+    out = capsys.readouterr().out
+    assert "Suggestion:" in out and "est. speedup" in out and "why" in out
