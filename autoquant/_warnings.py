@@ -23,6 +23,10 @@ SILENCED = (
     # conditional dimensions and pins the Optuna major version.
     r"Argument ``group`` is an experimental feature",
     r"Argument ``multivariate`` is an experimental feature",
+    # Heartbeats and stale-trial handling are how a study survives a killed process.
+    r"Argument ``heartbeat_interval`` is an experimental feature",
+    r"Argument ``grace_period`` is an experimental feature",
+    r"optuna\.storages\._heartbeat\.fail_stale_trials is experimental",
 )
 
 

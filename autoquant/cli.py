@@ -90,8 +90,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     from autoquant.evaluate import example_batch, get_scenario
     from autoquant.experiment import Experiment, build_task, load_experiment
     from autoquant.export import save
-    from autoquant.recipes import PLAIN_RECIPES, measure_configs
-    from autoquant.report import METRIC_COLUMNS, format_table, metrics_row, recommendation_markdown
+    from autoquant.report import (
+        METRIC_COLUMNS,
+        finalist_rows,
+        format_table,
+        recommendation_markdown,
+    )
     from autoquant.search import search
 
     experiment = load_experiment(args.experiment) if args.experiment else Experiment()
@@ -147,23 +151,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     print()
     print(rec.explanation)
     print()
-    data = task.test_data if task.test_data is not None else task.validation_data
-    candidates = {
-        "float (fp32)": dataclasses.replace(rec.config, method="fp32"),
-        **PLAIN_RECIPES,
-        f"autoquant: {rec.config.label()}": rec.config,
-    }
-    print(
-        f"Measuring the recommendation against float and the plain recipes on the "
-        f"{'test' if task.test_data is not None else 'validation'} data ({scenario.name}):"
-    )
-    outcomes = measure_configs(task, candidates, scenario, data=data)
-    rows = [
-        metrics_row(o.label, o.metrics)
-        if o.metrics
-        else {"candidate": o.label, "accuracy": "failed"}
-        for o in outcomes
-    ]
+    split = "test" if task.test_data is not None else "validation"
+    print(f"Final round on the {split} data, timed head to head ({scenario.name}):")
+    rows = finalist_rows(rec)
     print(format_table(rows, METRIC_COLUMNS))
 
     if experiment.out is None and experiment.study is None:

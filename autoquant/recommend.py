@@ -11,7 +11,15 @@ import optuna
 from autoquant.apply import apply
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
-from autoquant.evaluate import Metrics, Scenario, evaluate
+from autoquant.evaluate import (
+    Metrics,
+    Scenario,
+    example_batch,
+    make_metrics,
+    measure_latency,
+    score,
+    serialized_size,
+)
 from autoquant.quantized import QuantizedModel
 from autoquant.tasks.base import Task
 
@@ -85,6 +93,9 @@ class Recommendation:
         param_importances: How much each searched choice mattered to the objective.
         pruning_saved_seconds: Evaluation time the pruned trials did not spend (estimated).
         search_seconds: Wall time of the search.
+        records: Every trial of the study.
+        finalists: The final round: float, the plain recipes and the best trials, timed head
+            to head and scored on the test data (``Finalist.metrics``).
     """
 
     config: QuantConfig
@@ -106,6 +117,7 @@ class Recommendation:
     pruning_saved_seconds: float = 0.0
     search_seconds: float = 0.0
     records: list[TrialRecord] = dataclasses.field(default_factory=list, repr=False)
+    finalists: list = dataclasses.field(default_factory=list, repr=False)
 
 
 def pareto_front(records: list[TrialRecord], budget: Budget) -> list[TrialRecord]:
@@ -155,6 +167,63 @@ def _describe(config: QuantConfig) -> str:
     return text
 
 
+#: How many of the best trials go to the final round, timed head to head.
+FINALISTS = 4
+
+
+@dataclasses.dataclass
+class Finalist:
+    """A model of the final round: its label, config, trial (if any) and measurements."""
+
+    label: str
+    config: QuantConfig
+    record: TrialRecord | None = None
+    model: QuantizedModel | None = None
+    metrics: Metrics | None = None  # held-out accuracy, head-to-head latency
+    error: str | None = None
+
+
+def final_round(
+    task: Task, finalists: list[Finalist], scenario: Scenario, budget_s: float = 1.0
+) -> None:
+    """Rebuild every finalist and time them all in one interleaved measurement, so the figures
+    they are compared on share the same machine state; accuracy on the test data (held out
+    from the search), or the validation data when there is none."""
+    data = task.test_data if task.test_data is not None else task.validation_data
+    for finalist in finalists:
+        try:
+            finalist.model = apply(
+                task.model,
+                finalist.config,
+                task.calibration_data,
+                task.train_data,
+                loss_fn=task.loss_fn,
+            )
+        except Exception as err:  # noqa: BLE001 - a recipe that cannot run is shown as failed
+            finalist.error = f"{type(err).__name__}: {str(err).strip()[:200]}"
+    built = [f for f in finalists if f.model is not None]
+    models = {"float": task.model, **{str(i): f.model for i, f in enumerate(built)}}
+    timings = measure_latency(
+        models,
+        example_batch(task.validation_data, scenario.batch_size),
+        scenario.threads,
+        budget_s=budget_s,
+        min_rounds=10,
+        max_rounds=80,
+    )
+    float_accuracy = score(task.model, data, task.metric)
+    float_size = serialized_size(task.model)
+    for i, finalist in enumerate(built):
+        finalist.metrics = make_metrics(
+            score(finalist.model, data, task.metric),
+            float_accuracy,
+            {"float": timings["float"], "candidate": timings[str(i)]},
+            serialized_size(finalist.model),
+            float_size,
+            scenario,
+        )
+
+
 def recommend(
     records: list[TrialRecord],
     *,
@@ -166,7 +235,15 @@ def recommend(
     sensitivity: list[dict] | None = None,
     search_seconds: float = 0.0,
 ) -> Recommendation:
-    """Pick the recommendation from a study's trials, rebuild it and check it on test data."""
+    """Pick the recommendation from a study's trials.
+
+    The best few trials within budget (by their validation measurements) go to a final round
+    with float and the plain recipes: all rebuilt, timed head to head in one interleaved
+    measurement, scored on the held-out test data. The choice among the finalists uses that
+    final timing, so the table a person reads is the one the choice was made on.
+    """
+    from autoquant.recipes import PLAIN_RECIPES
+
     complete = [r for r in records if r.metrics and r.duplicate_of is None]
     feasible = [r for r in complete if r.feasible]
     counts = {s: sum(r.state == s for r in records) for s in ("complete", "pruned", "failed")}
@@ -174,62 +251,82 @@ def recommend(
         f"{len(feasible)} configuration(s) within budget, of {len(complete)} evaluated "
         f"({len(records)} trials: {counts['pruned']} pruned, {counts['failed']} failed)"
     )
-    note = ""
     if feasible:
-        ranked = _rank(feasible, objective)
-        chosen = ranked[0]
+        shortlist = _rank(feasible, objective)[:FINALISTS]
+    else:
+        shortlist = sorted(complete, key=lambda r: r.violation)[:1]  # the best effort
+    finalists = [Finalist("float (fp32)", QuantConfig(method="fp32"))]
+    finalists += [Finalist(label, config) for label, config in PLAIN_RECIPES.items()]
+    finalists += [Finalist(f"trial {r.number}: {r.config.label()}", r.config, r) for r in shortlist]
+    final_round(task, finalists, scenario)
+
+    def with_final_speed(finalist: Finalist) -> TrialRecord:
+        # the trial's validation accuracy, the final round's head-to-head speed
+        m = finalist.record.metrics
+        return dataclasses.replace(
+            finalist.record,
+            metrics=dataclasses.replace(
+                m,
+                speedup=finalist.metrics.speedup,
+                latency_ms=finalist.metrics.latency_ms,
+                latency_spread_ms=finalist.metrics.latency_spread_ms,
+                float_latency_ms=finalist.metrics.float_latency_ms,
+            ),
+        )
+
+    contenders = [f for f in finalists if f.record is not None and f.metrics is not None]
+    by_number = {f.record.number: f for f in contenders}
+    float_entry = finalists[0]
+    note = ""
+    if feasible and contenders:
+        ranked = _rank([with_final_speed(f) for f in contenders], objective)
+        chosen = by_number[ranked[0].number]
         is_feasible = True
         if objective == "latency" and chosen.metrics.speedup < 1 and chosen.config.method != "fp32":
             smallest = min(feasible, key=lambda r: r.metrics.size_ratio)
             note = (
                 f" No quantized configuration was faster than float under {scenario.name} (the "
-                f"fastest ran at {chosen.metrics.speedup:.2f}x), so the float model is "
-                f"recommended. If size matters, {_describe(smallest.config)} is the smallest "
-                f"within budget ({smallest.metrics.size_ratio:.2f}x the size, "
+                f"fastest ran at {chosen.metrics.speedup:.2f}x in the final round), so the float "
+                f"model is recommended. If size matters, {_describe(smallest.config)} is the "
+                f"smallest within budget ({smallest.metrics.size_ratio:.2f}x the size, "
                 f"{smallest.metrics.speedup:.2f}x the speed)."
             )
-            chosen = next((r for r in feasible if r.config.method == "fp32"), None)
-    else:
+            chosen = float_entry
+    elif contenders:
         is_feasible = False
-        chosen = min(complete, key=lambda r: r.violation) if complete else None
+        chosen = contenders[0]
         note = " No configuration met the budget: this is the best effort (smallest drop)."
-
-    config = chosen.config if chosen else QuantConfig(method="fp32")
-    model = apply(task.model, config, task.calibration_data, task.train_data, loss_fn=task.loss_fn)
-    metrics = (
-        chosen.metrics
-        if chosen
-        else evaluate(model, task.model, task.validation_data, task.metric, scenario)
-    )
-    test_metrics = (
-        evaluate(model, task.model, task.test_data, task.metric, scenario)
-        if task.test_data is not None
-        else None
-    )
-    on_test = None if test_metrics is None else budget.violation(test_metrics) <= 0
-
-    if is_feasible and not note:
-        goal = {"latency": "fastest", "size": "smallest", "pareto": "best latency x size"}[
-            objective
-        ]
-        why = f"It was the {goal} of the {tally}."
     else:
-        why = f"{tally[0].upper()}{tally[1:]}."
+        is_feasible = bool(feasible)
+        chosen = float_entry
+        note = " No configuration could be evaluated: the float model is the answer."
+    chosen.label = f"recommended: {chosen.config.label()}"
+
+    record = chosen.record
+    metrics = record.metrics if record else float_entry.metrics
+    test_metrics = chosen.metrics if task.test_data is not None else None
+    on_test = None if test_metrics is None else budget.violation(test_metrics) <= 0
+    unit = "%" if budget.relative else "pt"
+    goal = {"latency": "fastest", "size": "smallest", "pareto": "best latency x size"}[objective]
+    why = (
+        f"It was the {goal} of the {tally}."
+        if is_feasible and not note
+        else (f"{tally[0].upper()}{tally[1:]}.")
+    )
     explanation = (
-        f"Recommended: {_describe(config)}. On the validation data it runs "
-        f"{metrics.speedup:.2f}x the speed of float at {metrics.size_ratio:.2f}x the size, "
-        f"for a drop of {budget.drop(metrics):.2f}{'%' if budget.relative else 'pt'} "
-        f"(budget {budget}). {why}{note}"
+        f"Recommended: {_describe(chosen.config)}. In the final head-to-head timing it runs "
+        f"{chosen.metrics.speedup:.2f}x the speed of float at {chosen.metrics.size_ratio:.2f}x "
+        f"the size; its validation drop was {budget.drop(metrics):.2f}{unit} (budget {budget})."
+        f" {why}{note}"
     )
     if test_metrics is not None:
         explanation += (
-            f" On the held-out test data: {test_metrics.speedup:.2f}x, drop "
-            f"{budget.drop(test_metrics):.2f}{'%' if budget.relative else 'pt'}, "
+            f" On the held-out test data: drop {budget.drop(test_metrics):.2f}{unit}, "
             f"{'within' if on_test else 'OUTSIDE'} the budget."
         )
     return Recommendation(
-        config=config,
-        model=model,
+        config=chosen.config,
+        model=chosen.model,
         metrics=metrics,
         test_metrics=test_metrics,
         feasible=is_feasible,
@@ -239,13 +336,14 @@ def recommend(
         objective=objective,
         study_name=study_name,
         pareto_front=[_summary(r, budget) for r in pareto_front(records, budget)],
-        layer_map=model.layer_map,
-        trial_number=chosen.number if chosen else None,
+        layer_map=chosen.model.layer_map,
+        trial_number=record.number if record else None,
         counts=counts,
         sensitivity=sensitivity or [],
         pruning_saved_seconds=pruning_saved_seconds(records),
         search_seconds=search_seconds,
         records=records,
+        finalists=finalists,
     )
 
 

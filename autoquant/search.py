@@ -2,8 +2,13 @@
 
 For each trial: the space suggests a QuantConfig, the model is quantized (a copy), scored on a
 subset of the validation data first (pruned when the drop is already far past the budget),
-then fully scored, timed against float and sized. The budget is a constraint
-(``trial.set_constraint``), so the sampler learns where the feasible region is.
+then fully scored, timed against float and sized (``autoquant.trial``). The budget is a
+constraint (``trial.set_constraint``), so the sampler learns where the feasible region is.
+
+A study in a database storage keeps a heartbeat: when a process dies mid-trial, the next
+process to open the study marks that trial failed (Optuna's stale-trial handling), and the
+study goes on from where it was. Several processes, on one machine or many, can work on the
+same study through that storage (``autoquant worker``).
 """
 
 from __future__ import annotations
@@ -11,37 +16,36 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
 
 import optuna
-from torch import nn
 
 from autoquant._validation import check_choice, check_int
-from autoquant.apply import apply
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
-from autoquant.errors import ConfigError
+from autoquant.errors import ConfigError, DataError
 from autoquant.evaluate import (
     Metrics,
     Scenario,
     example_batch,
     get_scenario,
-    make_metrics,
-    measure_latency,
     score,
     serialized_size,
 )
 from autoquant.inspect import inspect
 from autoquant.layers import quantizable_layers
+from autoquant.methods import get_method
 from autoquant.prior import prior_candidates
 from autoquant.recipes import PLAIN_RECIPES
 from autoquant.recommend import Recommendation, TrialRecord, recommend
 from autoquant.sensitivity import cached_sensitivity
 from autoquant.space import SearchSpace, load_space
 from autoquant.tasks.base import Task
+from autoquant.trial import Baseline, Evaluator, IsolatedEvaluator, time_limit
 
 #: Objective name -> the values Optuna minimizes.
 OBJECTIVES = {
@@ -50,20 +54,15 @@ OBJECTIVES = {
     "pareto": ("latency_ratio", "size_ratio", "drop"),
 }
 
-# A trial is pruned when its drop on the first quarter of the validation data is beyond
-# max(PRUNE_FACTOR x budget, budget + PRUNE_MARGIN points): far enough that noise on a small
-# subset cannot explain it.
-PRUNE_FACTOR = 3.0
-PRUNE_MARGIN = 5.0
+#: Seconds between heartbeats of a running trial, and the silence after which it is stale.
+HEARTBEAT_SECONDS = 5
+GRACE_SECONDS = 20
 
-
-@dataclasses.dataclass(frozen=True)
-class Baseline:
-    """The float model, measured once per study."""
-
-    accuracy: float
-    subset_accuracy: float
-    size_bytes: int
+FINISHED = (
+    optuna.trial.TrialState.COMPLETE,
+    optuna.trial.TrialState.PRUNED,
+    optuna.trial.TrialState.FAIL,
+)
 
 
 class Study:
@@ -79,6 +78,8 @@ class Study:
         *,
         prune: bool = True,
         seed: int | None = None,
+        trial_timeout: float | None = None,
+        isolate: bool = False,
         tracker=None,
         log: Callable[[str], None] = print,
     ) -> None:
@@ -89,6 +90,8 @@ class Study:
         self.objective = objective
         self.scenario = scenario
         self.prune = prune
+        self.trial_timeout = trial_timeout
+        self.isolate = isolate
         self.tracker = tracker
         self.log = log
         self.layers = [layer.name for layer in quantizable_layers(task.model)]
@@ -99,6 +102,7 @@ class Study:
         self.sensitive_first: list[str] = []
         self.sensitivity: list[dict] = []
         self.baseline: Baseline | None = None
+        self.evaluate = None
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -106,6 +110,7 @@ class Study:
     def prepare(self, study: optuna.Study) -> None:
         """Measure the float baseline and (ranked mode) the layer sensitivity, or read them
         back from a resumed study."""
+        self._check_data()
         attrs = study.user_attrs
         if "baseline" in attrs:
             self.baseline = Baseline(**attrs["baseline"])
@@ -124,10 +129,41 @@ class Study:
                 study.set_user_attr("sensitivity", [dataclasses.asdict(r) for r in ranked])
             self.sensitivity = study.user_attrs["sensitivity"]
             self.sensitive_first = [r["name"] for r in self.sensitivity]
-        for trial in study.get_trials(deepcopy=False):
+        evaluator = Evaluator(
+            self.task,
+            self.budget,
+            self.scenario,
+            self.baseline,
+            self.subset,
+            self.example,
+            self.prune,
+        )
+        self.evaluate = (
+            IsolatedEvaluator(evaluator, self.trial_timeout) if self.isolate else (evaluator)
+        )
+        self._remember(study)
+
+    def _check_data(self) -> None:
+        """Refuse, before any trial, calibration data too short for the space."""
+        needed = max(self.space.calibration_batches)
+        if any("calibration_batches" in get_method(m).uses for m in self.space.methods):
+            have = sum(1 for _ in self.task.calibration_data)
+            if have < needed:
+                raise DataError(
+                    f"The calibration data has {have} batch(es) but the space "
+                    f"{self.space.name!r} asks for up to {needed} (calibration_batches). Give "
+                    f"more calibration data or lower calibration_batches in the space."
+                )
+
+    def _remember(self, study: optuna.Study) -> None:
+        for trial in study.get_trials(deepcopy=False, states=FINISHED[:2]):
             key = trial.user_attrs.get("config_key")
-            if key and trial.state.is_finished() and trial.state != optuna.trial.TrialState.FAIL:
+            if key:
                 self._seen.setdefault(key, trial.number)
+
+    def close(self) -> None:
+        if isinstance(self.evaluate, IsolatedEvaluator):
+            self.evaluate.close()
 
     def prior_configs(self, top: int = 3) -> list[QuantConfig]:
         """The first ``top`` prior candidates that lie in the space."""
@@ -151,6 +187,8 @@ class Study:
         trial.set_user_attr("config_key", key)
         trial.set_user_attr("label", config.label())
         with self._lock:
+            if key not in self._seen:
+                self._remember(trial.study)  # other workers may have measured it meanwhile
             earlier = self._seen.setdefault(key, trial.number)
         try:
             if earlier != trial.number:
@@ -175,52 +213,23 @@ class Study:
             self.tracker.log_trial(trial, config, state=state, started=started)
 
     def _evaluate(self, trial: optuna.Trial, config: QuantConfig):
-        task, baseline = self.task, self.baseline
-        started = time.perf_counter()
-        quantized = apply(
-            task.model, config, task.calibration_data, task.train_data, loss_fn=task.loss_fn
-        )
-        quantized_at = time.perf_counter()
-        trial.set_user_attr("quantize_seconds", quantized_at - started)
-        trial.set_user_attr("layer_map", quantized.layer_map)
-
-        if self.prune:
-            subset_accuracy = score(quantized, self.subset, task.metric)
-            subset_drop = self._drop(baseline.subset_accuracy, subset_accuracy)
-            limit = max(PRUNE_FACTOR * self.budget.max_drop, self.budget.max_drop + PRUNE_MARGIN)
-            if subset_drop > limit:
-                spent = time.perf_counter() - quantized_at
-                trial.set_user_attr("pruned_after_seconds", spent)
-                trial.set_user_attr("subset_drop", subset_drop)
-                trial.set_user_attr(
-                    "pruned_reason",
-                    f"drop {subset_drop:.2f} on a quarter of the validation data, beyond the "
-                    f"pruning limit {limit:.2f} (budget {self.budget})",
-                )
-                raise optuna.TrialPruned(trial.user_attrs["pruned_reason"])
-
-        metrics = self._measure(quantized)
-        trial.set_user_attr("evaluate_seconds", time.perf_counter() - quantized_at)
+        limit = None if self.isolate else self.trial_timeout  # isolation enforces its own
+        with time_limit(limit):
+            outcome = self.evaluate(config)
+        trial.set_user_attr("quantize_seconds", outcome.quantize_seconds)
+        trial.set_user_attr("layer_map", outcome.layer_map)
+        if outcome.pruned_reason:
+            trial.set_user_attr("pruned_after_seconds", outcome.pruned_after_seconds)
+            trial.set_user_attr("subset_drop", outcome.subset_drop)
+            trial.set_user_attr("pruned_reason", outcome.pruned_reason)
+            raise optuna.TrialPruned(outcome.pruned_reason)
+        metrics = Metrics(**outcome.metrics)
         violation = self.budget.violation(metrics)
-        trial.set_constraint("budget", violation)
-        trial.set_user_attr("metrics", metrics.to_dict())
+        trial.set_user_attr("evaluate_seconds", outcome.evaluate_seconds)
+        trial.set_user_attr("metrics", outcome.metrics)
         trial.set_user_attr("violation", violation)
+        trial.set_constraint("budget", violation)
         return self._values(metrics)
-
-    def _measure(self, quantized: nn.Module) -> Metrics:
-        task, baseline = self.task, self.baseline
-        accuracy = score(quantized, task.validation_data, task.metric)
-        timings = measure_latency(
-            {"float": task.model, "candidate": quantized}, self.example, self.scenario.threads
-        )
-        return make_metrics(
-            accuracy,
-            baseline.accuracy,
-            timings,
-            serialized_size(quantized),
-            baseline.size_bytes,
-            self.scenario,
-        )
 
     def _repeat(self, trial: optuna.Trial, earlier_number: int):
         """A configuration already evaluated: reuse its result instead of measuring again."""
@@ -234,10 +243,6 @@ class Study:
             trial.set_user_attr(key, earlier.user_attrs[key])
         trial.set_constraint("budget", earlier.user_attrs["violation"])
         return earlier.values if len(earlier.values) > 1 else earlier.values[0]
-
-    def _drop(self, reference: float, value: float) -> float:
-        drop = reference - value
-        return 100 * drop / reference if self.budget.relative and reference else 100 * drop
 
     def _values(self, metrics: Metrics):
         values = {
@@ -298,6 +303,8 @@ def search(
     scenario: Scenario | str = "bs1-t1",
     prune: bool = True,
     warm_start: str | Iterable[QuantConfig] = "rules",
+    trial_timeout: float | None = None,
+    isolate: bool = False,
     tracker=None,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -313,8 +320,8 @@ def search(
             and drop together).
         n_trials: Trials in the study in total (a resumed study runs only the rest).
         timeout: Seconds after which no new trial starts.
-        storage: Optuna storage URL (``sqlite:///autoquant.db``) to keep and resume the study;
-            in memory when None.
+        storage: Optuna storage URL (``sqlite:///autoquant.db``,
+            ``postgresql+psycopg2://...``) to keep and resume the study; in memory when None.
         study_name: Name of the study in ``storage``; derived from the task when None.
         seed: Sampler seed: the same seed gives the same configurations.
         n_jobs: Trials evaluated in parallel threads.
@@ -324,6 +331,9 @@ def search(
         warm_start: First trials of a new study: ``"rules"`` (the prior candidates of
             ``autoquant.prior``, then the plain recipes), a list of configs (for example from
             ``autoquant.history``; the plain recipes follow) or ``"none"``.
+        trial_timeout: Seconds after which a trial is stopped and recorded as failed.
+        isolate: Evaluate each trial in a worker process, so that a crash in a quantized
+            kernel (or a hang past ``trial_timeout``) costs one trial, not the study.
         tracker: Receives every trial and the recommendation (``autoquant.tracking``).
         progress: Show a progress bar.
         log: Where progress messages go.
@@ -331,6 +341,130 @@ def search(
     Returns:
         The Recommendation: always one, marked infeasible when no trial met the budget.
     """
+    session = open_search(
+        task,
+        budget,
+        space,
+        objective=objective,
+        n_trials=n_trials,
+        timeout=timeout,
+        storage=storage,
+        study_name=study_name,
+        seed=seed,
+        n_jobs=n_jobs,
+        scenario=scenario,
+        prune=prune,
+        warm_start=warm_start,
+        trial_timeout=trial_timeout,
+        isolate=isolate,
+        tracker=tracker,
+        log=log,
+    )
+    try:
+        session.run(n_jobs=n_jobs, timeout=timeout, progress=progress)
+    finally:
+        session.runner.close()
+    return session.finish()
+
+
+@dataclasses.dataclass
+class SearchSession:
+    """An opened study with its objective: ``run`` adds trials, ``finish`` recommends."""
+
+    study: optuna.Study
+    runner: Study
+    n_trials: int | None
+    tracker: object | None
+    started: float
+    log: Callable[[str], None]
+
+    def finished_trials(self) -> int:
+        return len(self.study.get_trials(deepcopy=False, states=FINISHED))
+
+    def run(
+        self,
+        *,
+        n_jobs: int = 1,
+        timeout: float | None = None,
+        progress: bool = True,
+        shared: bool = False,
+    ) -> None:
+        """Run trials until the study holds ``n_trials`` finished ones (or ``timeout``).
+
+        ``shared``: other processes work on the same study, so stop on the study's total
+        rather than on this process's count.
+        """
+        done = self.finished_trials()
+        remaining = None if self.n_trials is None else max(0, self.n_trials - done)
+        if done and not shared:
+            self.log(
+                f"resuming study {self.study.study_name!r}: {done} trial(s) done, "
+                f"{remaining} to run"
+            )
+        if remaining == 0:
+            return
+        callbacks: list = []
+        if shared and self.n_trials is not None:
+            callbacks.append(optuna.study.MaxTrialsCallback(self.n_trials, states=FINISHED))
+            remaining = None
+        bar = _ProgressBar(self.n_trials, done, self.runner.budget) if progress else None
+        try:
+            self.study.optimize(
+                self.runner,
+                n_trials=remaining,
+                timeout=timeout,
+                n_jobs=n_jobs,
+                catch=(Exception,),
+                callbacks=callbacks + ([bar] if bar else []),
+            )
+        finally:
+            if bar:
+                bar.close()
+
+    def finish(self) -> Recommendation:
+        """Recommend from every trial of the study (all processes' included)."""
+        runner = self.runner
+        records = [TrialRecord.from_trial(t) for t in self.study.get_trials(deepcopy=False)]
+        recommendation = recommend(
+            records,
+            task=runner.task,
+            budget=runner.budget,
+            objective=runner.objective,
+            scenario=runner.scenario,
+            study_name=self.study.study_name,
+            sensitivity=runner.sensitivity,
+            search_seconds=time.perf_counter() - self.started,
+        )
+        recommendation.param_importances = _importances(self.study)
+        if self.tracker:
+            self.tracker.finish_study(self.study, recommendation, runner.example[:1])
+        return recommendation
+
+
+def open_search(
+    task: Task,
+    budget: Budget | str | float = "1pt",
+    space: SearchSpace | str = "default",
+    *,
+    objective: str = "latency",
+    n_trials: int | None = 40,
+    timeout: float | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    seed: int | None = 0,
+    n_jobs: int = 1,
+    scenario: Scenario | str = "bs1-t1",
+    prune: bool = True,
+    warm_start: str | Iterable[QuantConfig] = "rules",
+    trial_timeout: float | None = None,
+    isolate: bool = False,
+    tracker=None,
+    experiment: dict | None = None,
+    log: Callable[[str], None] = print,
+) -> SearchSession:
+    """Validate everything, create (or resume) the study, measure the float baseline once and
+    enqueue the first trials; no trial runs yet. ``search`` documents the parameters;
+    ``experiment`` (task, model, checkpoint names) lets ``autoquant worker`` rebuild the task."""
     budget = Budget.parse(budget)
     space = load_space(space)
     scenario = get_scenario(scenario)
@@ -345,9 +479,29 @@ def search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it better
     started = time.perf_counter()
     runner = Study(
-        task, budget, space, objective, scenario, prune=prune, seed=seed, tracker=tracker, log=log
+        task,
+        budget,
+        space,
+        objective,
+        scenario,
+        prune=prune,
+        seed=seed,
+        trial_timeout=trial_timeout,
+        isolate=isolate,
+        tracker=tracker,
+        log=log,
     )
-    study = open_study(study_name, storage, objective, budget, space, scenario, seed, n_jobs)
+    settings = {
+        "objective": objective,
+        "budget": str(budget),
+        "space": space.to_dict(),
+        "scenario": scenario.name,
+    }
+    study = open_study(study_name, storage, settings, seed, n_jobs)
+    if n_trials is not None:
+        study.set_user_attr("n_trials", n_trials)
+    if experiment is not None:
+        study.set_user_attr("experiment", experiment)
     runner.prepare(study)
     if not study.get_trials(deepcopy=False) and warm_start != "none":
         first = runner.prior_configs() if warm_start == "rules" else list(warm_start)
@@ -356,40 +510,49 @@ def search(
         )
     if tracker:
         tracker.start_study(study, runner)
+    return SearchSession(study, runner, n_trials, tracker, started, log)
 
-    done = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
-    remaining = None if n_trials is None else max(0, n_trials - done)
-    if done:
-        log(f"resuming study {study_name!r}: {done} trial(s) done, {remaining} to run")
-    if remaining != 0:
-        callbacks = [_ProgressBar(n_trials, done, budget)] if progress else []
-        try:
-            study.optimize(
-                runner,
-                n_trials=remaining,
-                timeout=timeout,
-                n_jobs=n_jobs,
-                catch=(Exception,),
-                callbacks=callbacks,
-            )
-        finally:
-            for callback in callbacks:
-                callback.close()
-    records = [TrialRecord.from_trial(t) for t in study.get_trials(deepcopy=False)]
-    recommendation = recommend(
-        records,
-        task=task,
-        budget=budget,
-        objective=objective,
-        scenario=scenario,
-        study_name=study_name,
-        sensitivity=runner.sensitivity,
-        search_seconds=time.perf_counter() - started,
+
+def join_search(
+    storage: str,
+    study_name: str,
+    *,
+    tracker=None,
+    trial_timeout: float | None = None,
+    isolate: bool = False,
+    log: Callable[[str], None] = print,
+) -> SearchSession:
+    """Open a study that ``autoquant search`` created, to add trials from another process or
+    machine: the task, budget, space and trial count are read from the study itself."""
+    from autoquant.experiment import Experiment, build_task
+
+    study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
+    attrs = study.user_attrs
+    if "experiment" not in attrs or "settings" not in attrs:
+        raise ConfigError(
+            f"The study {study_name!r} in {redact(storage)} was not created by `autoquant "
+            f"search` (it lacks the task and settings a worker needs). Start it with "
+            f"`autoquant search --storage ... --study {study_name}` first."
+        )
+    settings = attrs["settings"]
+    task = build_task(Experiment(**attrs["experiment"]), log=log)
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings["space"].items()}
+    space = SearchSpace(**fields)
+    runner = Study(
+        task,
+        Budget.parse(settings["budget"]),
+        space,
+        settings["objective"],
+        get_scenario(settings["scenario"]),
+        trial_timeout=trial_timeout,
+        isolate=isolate,
+        tracker=tracker,
+        log=log,
     )
-    recommendation.param_importances = _importances(study)
+    runner.prepare(study)
     if tracker:
-        tracker.finish_study(study, recommendation, runner.example[:1])
-    return recommendation
+        tracker.start_study(study, runner)
+    return SearchSession(study, runner, attrs.get("n_trials"), tracker, time.perf_counter(), log)
 
 
 def enqueue(
@@ -426,24 +589,48 @@ def _importances(study: optuna.Study) -> dict[str, float]:
         return {}
 
 
-def open_study(
-    study_name, storage, objective, budget, space, scenario, seed, n_jobs
-) -> optuna.Study:
+def redact(url: str) -> str:
+    """A storage URL without its password, for messages."""
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def make_storage(url: str | None):
+    """An Optuna storage for ``url`` (None: in memory). Database storages keep a heartbeat, so
+    a trial whose process died is marked failed when the study is next opened; an unreachable
+    database fails here, naming the URL."""
+    if url is None:
+        return None
+    if not re.match(r"^[a-z0-9+]+://", url):
+        raise ConfigError(
+            f"The 'storage' parameter must be a database URL such as sqlite:///autoquant.db or "
+            f"postgresql+psycopg2://user:password@host/db. Got {url!r} instead."
+        )
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            engine_kwargs=engine_kwargs,
+        )
+    except Exception as err:  # noqa: BLE001 - any failure to open it means "cannot store"
+        raise ConfigError(
+            f"The study storage {redact(url)} cannot be opened: "
+            f"{str(err).strip().splitlines()[0][:300]}. Check that the database server is "
+            f"running and the URL, user and password are right."
+        ) from None
+
+
+def open_study(study_name: str, storage: str | None, settings: dict, seed, n_jobs) -> optuna.Study:
     """Create the study, or load it when it exists with the same budget, space and objective."""
-    directions = ["minimize"] * len(OBJECTIVES[objective])
+    directions = ["minimize"] * len(OBJECTIVES[settings["objective"]])
     study = optuna.create_study(
         study_name=study_name,
-        storage=storage,
+        storage=make_storage(storage),
         sampler=_sampler(seed, n_jobs),
         directions=directions,
         load_if_exists=True,
     )
-    settings = {
-        "objective": objective,
-        "budget": str(budget),
-        "space": space.to_dict(),
-        "scenario": scenario.name,
-    }
     settings = json.loads(json.dumps(settings))  # as the storage gives it back: lists, not tuples
     stored = study.user_attrs.get("settings")
     if stored is None:
@@ -451,9 +638,12 @@ def open_study(
     elif stored != settings:
         differs = sorted(k for k in settings if stored.get(k) != settings[k])
         raise ConfigError(
-            f"The study {study_name!r} in {storage} was started with a different {differs}; "
-            f"resume it with the same settings, or choose a new study name."
+            f"The study {study_name!r} in {redact(storage)} was started with a different "
+            f"{differs}; resume it with the same settings, or choose a new study name "
+            f"(--study) or --force-new."
         )
+    if storage is not None:
+        optuna.storages.fail_stale_trials(study)  # trials of a process that died
     return study
 
 

@@ -156,7 +156,9 @@ def test_ctrl_c_then_same_command_resumes(tmp_path):
         try:
             rows = (
                 sqlite3.connect(db)
-                .execute("select number, state from trials where state != 'RUNNING'")
+                .execute(
+                    "select number, state from trials where state in ('COMPLETE', 'PRUNED', 'FAIL')"
+                )
                 .fetchall()
             )
         except sqlite3.OperationalError:

@@ -3,7 +3,7 @@
 import optuna
 import pytest
 
-import autoquant.search as search_module
+import autoquant.trial as trial_module
 from autoquant import ConfigError
 from autoquant.methods import get_method
 from autoquant.search import search
@@ -26,13 +26,13 @@ WITH_FLOAT = parse_space(
 @pytest.fixture
 def count_apply(monkeypatch):
     calls = []
-    original = search_module.apply
+    original = trial_module.apply
 
     def counting(model, config, *args, **kwargs):
         calls.append(config)
         return original(model, config, *args, **kwargs)
 
-    monkeypatch.setattr(search_module, "apply", counting)
+    monkeypatch.setattr(trial_module, "apply", counting)
     return calls
 
 
@@ -97,7 +97,7 @@ def test_a_configuration_is_evaluated_once(cnn_task, count_apply):
     rec = search(cnn_task, "1pt", "quick", n_trials=12, **quiet())
     duplicates = [r for r in rec.records if r.duplicate_of is not None]
     assert duplicates, "the quick space holds 4 configs: 12 trials must repeat some"
-    keys = [c.to_json() for c in count_apply[:-1]]  # the last apply rebuilds the recommendation
+    keys = [c.to_json() for c in count_apply]
     assert len(keys) == len(set(keys))
     for dup in duplicates:
         original = rec.records[dup.duplicate_of]
@@ -116,8 +116,8 @@ def test_resume_continues_without_repeating(cnn_task, tmp_path, count_apply):
     assert len(after) == 7
     assert [t.params for t in after[:4]] == [t.params for t in first]
     assert [t.values for t in after[:4]] == [t.values for t in first]
-    # only the 3 new trials (minus duplicates) were quantized, plus the recommendation rebuild
-    assert len(count_apply) <= 3 + 1
+    # only the 3 new trials (minus duplicates) were quantized
+    assert len(count_apply) <= 3
     assert len(rec.records) == 7
 
 

@@ -1,0 +1,204 @@
+"""Evaluating one configuration, safely: in this process, or in a worker process of its own.
+
+``Evaluator`` quantizes, scores a quarter of the validation data first (pruning a trial whose
+drop is already far past the budget), then scores, times and sizes the model. It returns an
+``Outcome`` of plain data, so the same code runs in a child process when trials are isolated:
+there a segfault in a quantized kernel, or a trial that hangs past its time limit, kills only
+the child, and the study goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import multiprocessing
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from autoquant.apply import apply
+from autoquant.budget import Budget
+from autoquant.config import QuantConfig
+from autoquant.evaluate import Scenario, make_metrics, measure_latency, score, serialized_size
+from autoquant.tasks.base import Task
+
+# A trial is pruned when its drop on the first quarter of the validation data is beyond
+# max(PRUNE_FACTOR x budget, budget + PRUNE_MARGIN points): far enough that noise on a small
+# subset cannot explain it.
+PRUNE_FACTOR = 3.0
+PRUNE_MARGIN = 5.0
+
+
+class TrialTimeout(Exception):
+    """A trial ran past its time limit."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """The float model, measured once per study."""
+
+    accuracy: float
+    subset_accuracy: float
+    size_bytes: int
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What evaluating one configuration gave: plain data, picklable across processes."""
+
+    quantize_seconds: float = 0.0
+    layer_map: dict | None = None
+    pruned_reason: str | None = None
+    subset_drop: float | None = None
+    pruned_after_seconds: float | None = None
+    metrics: dict | None = None
+    evaluate_seconds: float | None = None
+
+
+@dataclasses.dataclass
+class Evaluator:
+    """Everything needed to evaluate a configuration against the float baseline."""
+
+    task: Task
+    budget: Budget
+    scenario: Scenario
+    baseline: Baseline
+    subset: list
+    example: Any  # the input batch latency is timed on
+    prune: bool = True
+
+    def __call__(self, config: QuantConfig) -> Outcome:
+        task, baseline = self.task, self.baseline
+        started = time.perf_counter()
+        quantized = apply(
+            task.model, config, task.calibration_data, task.train_data, loss_fn=task.loss_fn
+        )
+        quantized_at = time.perf_counter()
+        outcome = Outcome(quantize_seconds=quantized_at - started, layer_map=quantized.layer_map)
+        if self.prune:
+            subset_drop = self.drop(
+                baseline.subset_accuracy, score(quantized, self.subset, task.metric)
+            )
+            limit = max(PRUNE_FACTOR * self.budget.max_drop, self.budget.max_drop + PRUNE_MARGIN)
+            if subset_drop > limit:
+                outcome.subset_drop = subset_drop
+                outcome.pruned_after_seconds = time.perf_counter() - quantized_at
+                outcome.pruned_reason = (
+                    f"drop {subset_drop:.2f} on a quarter of the validation data, beyond the "
+                    f"pruning limit {limit:.2f} (budget {self.budget})"
+                )
+                return outcome
+        accuracy = score(quantized, task.validation_data, task.metric)
+        timings = measure_latency(
+            {"float": task.model, "candidate": quantized}, self.example, self.scenario.threads
+        )
+        metrics = make_metrics(
+            accuracy,
+            baseline.accuracy,
+            timings,
+            serialized_size(quantized),
+            baseline.size_bytes,
+            self.scenario,
+        )
+        outcome.metrics = metrics.to_dict()
+        outcome.evaluate_seconds = time.perf_counter() - quantized_at
+        return outcome
+
+    def drop(self, reference: float, value: float) -> float:
+        """The drop from ``reference`` to ``value`` in the budget's unit."""
+        drop = reference - value
+        return 100 * drop / reference if self.budget.relative and reference else 100 * drop
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise TrialTimeout in this thread after ``seconds`` (main thread only: SIGALRM).
+
+    Python code is interrupted at once; a native kernel stuck in a loop is interrupted when it
+    returns to Python, which only process isolation (``isolate=True``) can shorten.
+    """
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise TrialTimeout(f"the trial ran past its time limit of {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _serve(evaluator: Evaluator, connection) -> None:
+    """The isolated worker: evaluate each config it receives until told to stop."""
+    import autoquant  # noqa: F401 - a spawned process silences torch.ao's noise again
+
+    while True:
+        config = connection.recv()
+        if config is None:
+            return
+        try:
+            connection.send(("ok", evaluator(config)))
+        except Exception as err:  # noqa: BLE001 - every failure goes back as the trial's reason
+            connection.send(("error", f"{type(err).__name__}: {str(err).strip()[:500]}"))
+
+
+class IsolatedEvaluator:
+    """Runs an Evaluator in a spawned worker process; a crash or a hang kills only the worker,
+    which is started again for the next trial."""
+
+    def __init__(self, evaluator: Evaluator, timeout: float | None = None) -> None:
+        self.evaluator = evaluator
+        self.timeout = timeout
+        self.process = None
+        self.connection = None
+        self._lock = threading.Lock()  # one worker: trials of parallel threads take turns
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")  # fork would inherit OpenMP's threads
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(self.evaluator, child), daemon=True)
+        self.process.start()
+        child.close()
+
+    def __call__(self, config: QuantConfig) -> Outcome:
+        with self._lock:
+            if self.process is None or not self.process.is_alive():
+                self._start()
+            self.connection.send(config)
+            if not self.connection.poll(self.timeout):
+                self._stop(kill=True)
+                raise TrialTimeout(
+                    f"the trial ran past its time limit of {self.timeout:g} s "
+                    f"(its worker process was killed)"
+                )
+            try:
+                status, payload = self.connection.recv()
+            except (EOFError, ConnectionError):
+                self.process.join(5)
+                code = self.process.exitcode
+                self.process = None
+                cause = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                raise RuntimeError(f"the trial's worker process died ({cause})") from None
+        if status == "error":
+            raise RuntimeError(payload)
+        return payload
+
+    def _stop(self, kill: bool = False) -> None:
+        if self.process is not None:
+            if kill:
+                self.process.kill()
+            else:
+                with contextlib.suppress(OSError):
+                    self.connection.send(None)
+            self.process.join(10)
+        self.process = None
+
+    def close(self) -> None:
+        self._stop()
