@@ -87,6 +87,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
+    from autoquant.errors import ConfigError
     from autoquant.evaluate import example_batch, get_scenario
     from autoquant.experiment import Experiment, build_task, load_experiment
     from autoquant.export import save
@@ -96,7 +97,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         format_table,
         recommendation_markdown,
     )
-    from autoquant.search import search
+    from autoquant.search import open_search
 
     experiment = load_experiment(args.experiment) if args.experiment else Experiment()
     overrides = {
@@ -105,35 +106,50 @@ def cmd_search(args: argparse.Namespace) -> int:
         if getattr(args, f.name, None) is not None
     }
     experiment = dataclasses.replace(experiment, **overrides)
-    out = Path(experiment.out or Path("autoquant-out") / (experiment.study or "latest"))
     tracker = None
     if not args.no_tracking:
         from autoquant.tracking import MlflowTracker
 
         # Made (and the store checked) before any work: an unreachable server fails now.
-        tracker = MlflowTracker(experiment.tracking_uri, register=args.register, out_dir=out)
+        tracker = MlflowTracker(experiment.tracking_uri, register=args.register)
     task = build_task(experiment)
     scenario = get_scenario(experiment.scenario)
     storage = experiment.storage or None
     warm_start = "rules"
     if args.from_history:
         warm_start = _history_warm_start(task, experiment, tracker)
+    study_name = experiment.study
+    if args.force_new and storage and study_name:
+        study_name = _free_study_name(storage, study_name)
+    if args.workers > 1 and not storage:
+        raise ConfigError("--workers needs --storage: the workers share the study through it.")
+    session = open_search(
+        task,
+        experiment.budget,
+        experiment.space,
+        objective=experiment.objective,
+        n_trials=experiment.trials,
+        timeout=experiment.timeout,
+        storage=storage,
+        study_name=study_name,
+        seed=experiment.seed,
+        n_jobs=experiment.jobs,
+        scenario=scenario,
+        tracker=tracker,
+        warm_start=warm_start,
+        trial_timeout=args.trial_timeout,
+        isolate=args.isolate,
+        experiment={
+            "task": experiment.task,
+            "model": experiment.model,
+            "checkpoint": experiment.checkpoint,
+        },
+    )
     try:
-        rec = search(
-            task,
-            experiment.budget,
-            experiment.space,
-            objective=experiment.objective,
-            n_trials=experiment.trials,
-            timeout=experiment.timeout,
-            storage=storage,
-            study_name=experiment.study,
-            seed=experiment.seed,
-            n_jobs=experiment.jobs,
-            scenario=scenario,
-            tracker=tracker,
-            warm_start=warm_start,
-        )
+        if args.workers > 1:
+            _run_workers(args.workers, storage, session.study.study_name, tracker, args)
+        else:
+            session.run(n_jobs=experiment.jobs, timeout=experiment.timeout)
     except KeyboardInterrupt:
         if tracker:
             tracker.fail_study("KILLED")
@@ -147,6 +163,12 @@ def cmd_search(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        session.runner.close()
+    out = Path(experiment.out or Path("autoquant-out") / session.study.study_name)
+    if tracker:
+        tracker.out_dir = out  # the plots land beside the model, and in MLflow
+    rec = session.finish()
 
     print()
     print(rec.explanation)
@@ -156,8 +178,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     rows = finalist_rows(rec)
     print(format_table(rows, METRIC_COLUMNS))
 
-    if experiment.out is None and experiment.study is None:
-        out = Path("autoquant-out") / rec.study_name
     example = example_batch(task.validation_data, 1)
     paths = save(
         rec.model,
@@ -219,6 +239,86 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from autoquant.ui import serve
 
     return serve(args.tracking_uri, port=args.port)
+
+
+def _free_study_name(storage: str, name: str) -> str:
+    """``name``, or ``name-2``, ``name-3``... when a study of that name exists (--force-new)."""
+    import optuna
+
+    from autoquant.search import make_storage
+
+    taken = set(optuna.get_all_study_names(make_storage(storage)))
+    if name not in taken:
+        return name
+    number = 2
+    while f"{name}-{number}" in taken:
+        number += 1
+    print(
+        f"A study named {name!r} exists; starting a new one, {f'{name}-{number}'!r} "
+        f"(the old one is kept)."
+    )
+    return f"{name}-{number}"
+
+
+def _run_workers(count: int, storage: str, study: str, tracker, args) -> None:
+    """Start ``count`` local `autoquant worker` processes on the study and wait for them."""
+    import subprocess
+
+    command = [
+        sys.executable,
+        "-m",
+        "autoquant.cli",
+        "worker",
+        "--storage",
+        storage,
+        "--study",
+        study,
+    ]
+    command += ["--tracking-uri", tracker.uri] if tracker else ["--no-tracking"]
+    command += ["--isolate"] if args.isolate else []
+    command += ["--trial-timeout", str(args.trial_timeout)] if args.trial_timeout else []
+    print(f"Starting {count} worker processes on study {study!r}")
+    workers = [subprocess.Popen(command) for _ in range(count)]
+    try:
+        codes = [w.wait() for w in workers]
+    except KeyboardInterrupt:
+        for w in workers:
+            w.terminate()
+        raise
+    failed = [c for c in codes if c != 0]
+    if failed:
+        print(
+            f"{len(failed)} worker(s) exited with an error (codes {failed}); the trials they "
+            f"finished are kept.",
+            file=sys.stderr,
+        )
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Join a study started by `autoquant search` and run its trials (any machine)."""
+    from autoquant.search import join_search
+
+    tracker = None
+    if not args.no_tracking:
+        from autoquant.tracking import MlflowTracker
+
+        tracker = MlflowTracker(args.tracking_uri)
+    session = join_search(
+        args.storage,
+        args.study,
+        tracker=tracker,
+        trial_timeout=args.trial_timeout,
+        isolate=args.isolate,
+    )
+    try:
+        ran = session.run(progress=False, shared=True)
+    finally:
+        session.runner.close()
+    print(
+        f"worker done: ran {ran} trial(s); the study {args.study!r} holds "
+        f"{session.finished_trials()} finished trials."
+    )
+    return EXIT_OK
 
 
 def _history_warm_start(task, experiment, tracker):
@@ -324,6 +424,19 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_trial_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trial-timeout",
+        type=float,
+        help="seconds after which a trial is stopped and recorded as failed",
+    )
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="evaluate trials in a worker process: a crash costs one trial",
+    )
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="zoo model name or module:factory")
     parser.add_argument("--task", default="digits", help="built-in task (default digits)")
@@ -366,6 +479,18 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--register", help="register the recommended model under this name")
     search.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     search.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local worker processes sharing the study (needs --storage)",
+    )
+    search.add_argument(
+        "--force-new",
+        action="store_true",
+        help="start a new study if one of this name exists (the old is kept)",
+    )
+    _add_trial_options(search)
+    search.add_argument(
         "--from-history",
         action="store_true",
         help="first trials from a model learned on past studies in MLflow (else expert rules)",
@@ -390,6 +515,18 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--space", default="default", help="space the history ranks in")
     recommend.add_argument("--tracking-uri", help="MLflow store with the past studies")
     recommend.set_defaults(run=cmd_recommend)
+
+    worker = verbs.add_parser("worker", help=cmd_worker.__doc__, description=cmd_worker.__doc__)
+    worker.add_argument(
+        "--storage",
+        required=True,
+        help="the study's storage, e.g. postgresql+psycopg2://user:pw@host/db",
+    )
+    worker.add_argument("--study", required=True, help="the study name")
+    worker.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
+    worker.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    _add_trial_options(worker)
+    worker.set_defaults(run=cmd_worker)
 
     runs = verbs.add_parser("runs", help=cmd_runs.__doc__, description=cmd_runs.__doc__)
     runs.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")

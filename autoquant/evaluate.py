@@ -90,6 +90,11 @@ def score(
 ) -> float:
     """The metric of ``model`` on ``data``; a value outside [0, 1] or NaN is refused."""
     outputs, targets = predict(model, data, max_batches=max_batches)
+    if outputs.is_floating_point() and not torch.isfinite(outputs).all():
+        raise DataError(
+            f"The model produced NaN or infinite outputs ({int((~torch.isfinite(outputs)).sum())} "
+            f"of {outputs.numel()} values): a numerical failure, not a score."
+        )
     try:
         value = float(metric(outputs, targets))
     except Exception as err:  # noqa: BLE001 - the user's metric failed on the model's output

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +99,20 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"The checkpoint {str(file)!r} does not exist.")
+    if not zipfile.is_zipfile(file):  # torch.save writes a zip archive
+        raise ConfigError(
+            f"The checkpoint {str(file)!r} cannot be read (corrupt or not a torch file): it is "
+            f"not the archive torch.save writes. Check the path, or save it again."
+        )
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
+    except pickle.UnpicklingError:
         raise ConfigError(
-            f"The checkpoint {str(file)!r} holds more than tensors (it needs unpickling of "
-            f"code, which autoquant refuses: weights_only=True). Save the weights alone with "
-            f"torch.save(model.state_dict(), path), or build the model yourself and pass it "
-            f"to autoquant.search() from Python. Detail: {str(err).splitlines()[0]}"
+            f"The checkpoint {str(file)!r} holds more than tensors: loading it would run code "
+            f"from the file, and autoquant loads checkpoints with weights_only=True. Save the "
+            f"weights alone with torch.save(model.state_dict(), path). If you trust the file, "
+            f"opt in by loading it yourself in a factory function and naming it with "
+            f"--model module:factory."
         ) from None
     except Exception as err:  # noqa: BLE001 - any other read failure means a corrupt file
         raise ConfigError(

@@ -22,6 +22,7 @@ from autoquant.evaluate import (
 )
 from autoquant.quantized import QuantizedModel
 from autoquant.tasks.base import Task
+from autoquant.trial import time_limit
 
 #: Simpler methods win ties: fewer moving parts to deploy and to trust.
 SIMPLICITY = {"fp32": 0, "dynamic_fp16": 1, "dynamic_int8": 2, "static_int8": 3, "qat_int8": 4}
@@ -184,22 +185,32 @@ class Finalist:
 
 
 def final_round(
-    task: Task, finalists: list[Finalist], scenario: Scenario, budget_s: float = 1.0
+    task: Task,
+    finalists: list[Finalist],
+    scenario: Scenario,
+    budget_s: float = 1.0,
+    time_limit_s: float | None = None,
 ) -> None:
     """Rebuild every finalist and time them all in one interleaved measurement, so the figures
     they are compared on share the same machine state; accuracy on the test data (held out
     from the search), or the validation data when there is none."""
     data = task.test_data if task.test_data is not None else task.validation_data
+    accuracy = {}
     for finalist in finalists:
+        if finalist.error:
+            continue
         try:
-            finalist.model = apply(
-                task.model,
-                finalist.config,
-                task.calibration_data,
-                task.train_data,
-                loss_fn=task.loss_fn,
-            )
+            with time_limit(time_limit_s):
+                finalist.model = apply(
+                    task.model,
+                    finalist.config,
+                    task.calibration_data,
+                    task.train_data,
+                    loss_fn=task.loss_fn,
+                )
+                accuracy[id(finalist)] = score(finalist.model, data, task.metric)
         except Exception as err:  # noqa: BLE001 - a recipe that cannot run is shown as failed
+            finalist.model = None
             finalist.error = f"{type(err).__name__}: {str(err).strip()[:200]}"
     built = [f for f in finalists if f.model is not None]
     models = {"float": task.model, **{str(i): f.model for i, f in enumerate(built)}}
@@ -215,7 +226,7 @@ def final_round(
     float_size = serialized_size(task.model)
     for i, finalist in enumerate(built):
         finalist.metrics = make_metrics(
-            score(finalist.model, data, task.metric),
+            accuracy[id(finalist)],
             float_accuracy,
             {"float": timings["float"], "candidate": timings[str(i)]},
             serialized_size(finalist.model),
@@ -234,6 +245,7 @@ def recommend(
     study_name: str,
     sensitivity: list[dict] | None = None,
     search_seconds: float = 0.0,
+    trial_timeout: float | None = None,
 ) -> Recommendation:
     """Pick the recommendation from a study's trials.
 
@@ -255,10 +267,19 @@ def recommend(
         shortlist = _rank(feasible, objective)[:FINALISTS]
     else:
         shortlist = sorted(complete, key=lambda r: r.violation)[:1]  # the best effort
+    failed = {
+        r.config.canonical().to_json(): r.failure
+        for r in records
+        if r.state == "failed" and r.config is not None
+    }
     finalists = [Finalist("float (fp32)", QuantConfig(method="fp32"))]
-    finalists += [Finalist(label, config) for label, config in PLAIN_RECIPES.items()]
+    finalists += [
+        # a recipe that already failed in the study is not run again
+        Finalist(label, config, error=failed.get(config.canonical().to_json()))
+        for label, config in PLAIN_RECIPES.items()
+    ]
     finalists += [Finalist(f"trial {r.number}: {r.config.label()}", r.config, r) for r in shortlist]
-    final_round(task, finalists, scenario)
+    final_round(task, finalists, scenario, time_limit_s=trial_timeout)
 
     def with_final_speed(finalist: Finalist) -> TrialRecord:
         # the trial's validation accuracy, the final round's head-to-head speed

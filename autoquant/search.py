@@ -388,8 +388,9 @@ class SearchSession:
         timeout: float | None = None,
         progress: bool = True,
         shared: bool = False,
-    ) -> None:
-        """Run trials until the study holds ``n_trials`` finished ones (or ``timeout``).
+    ) -> int:
+        """Run trials until the study holds ``n_trials`` finished ones (or ``timeout``);
+        returns how many this process ran.
 
         ``shared``: other processes work on the same study, so stop on the study's total
         rather than on this process's count.
@@ -402,8 +403,9 @@ class SearchSession:
                 f"{remaining} to run"
             )
         if remaining == 0:
-            return
-        callbacks: list = []
+            return 0
+        ran: list[int] = []
+        callbacks: list = [lambda study, trial: ran.append(trial.number)]
         if shared and self.n_trials is not None:
             callbacks.append(optuna.study.MaxTrialsCallback(self.n_trials, states=FINISHED))
             remaining = None
@@ -420,6 +422,7 @@ class SearchSession:
         finally:
             if bar:
                 bar.close()
+        return len(ran)
 
     def finish(self) -> Recommendation:
         """Recommend from every trial of the study (all processes' included)."""
@@ -434,6 +437,7 @@ class SearchSession:
             study_name=self.study.study_name,
             sensitivity=runner.sensitivity,
             search_seconds=time.perf_counter() - self.started,
+            trial_timeout=runner.trial_timeout,
         )
         recommendation.param_importances = _importances(self.study)
         if self.tracker:

@@ -125,6 +125,7 @@ class MlflowTracker:
         if existing:  # a resumed study keeps its parent run
             self.parent_run_id = existing[0].info.run_id
             self.client.update_run(self.parent_run_id, status="RUNNING")
+            self.sync(study)
             return
         run = self.client.create_run(
             self.experiment_id,
@@ -151,6 +152,43 @@ class MlflowTracker:
         )
         self.client.log_dict(self.parent_run_id, runner.space.to_dict(), "search_space.json")
 
+    def sync(self, study: optuna.Study) -> int:
+        """Log a child run for every finished trial that has none: the trial a killed or
+        interrupted process was running (failed by Optuna's stale-trial handling) ends up
+        KILLED here, never missing or RUNNING. Returns the number of runs added."""
+        from autoquant.config import QuantConfig
+
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{self.parent_run_id}'",
+            max_results=50000,
+        )
+        logged = {
+            int(r.data.tags["autoquant.trial"]) for r in runs if "autoquant.trial" in r.data.tags
+        }
+        added = 0
+        states = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
+        for trial in study.get_trials(deepcopy=False):
+            if trial.number in logged or trial.state.name not in states:
+                continue
+            state, reason = states[trial.state.name], None
+            if state == "failed" and "failure" not in trial.user_attrs:
+                state = "killed"
+                reason = (
+                    "the process running this trial stopped (killed or interrupted) "
+                    "before it finished"
+                )
+            config = trial.user_attrs.get("config")
+            self.log_trial(
+                trial,
+                QuantConfig.from_dict(config) if config else None,
+                state=state,
+                started=trial.datetime_start.timestamp() if trial.datetime_start else None,
+                reason=reason,
+            )
+            added += 1
+        return added
+
     def log_trial(
         self,
         trial: optuna.Trial | optuna.trial.FrozenTrial,
@@ -158,6 +196,7 @@ class MlflowTracker:
         *,
         state: str,
         started: float | None = None,
+        reason: str | None = None,
     ) -> str:
         """One child run for a finished trial, whatever its state; returns the run id."""
         attrs = trial.user_attrs
@@ -173,7 +212,7 @@ class MlflowTracker:
         }
         if metrics is not None and violation is not None:
             tags["autoquant.feasible"] = str(violation <= 0).lower()
-        reason = attrs.get("failure") or attrs.get("pruned_reason")
+        reason = reason or attrs.get("failure") or attrs.get("pruned_reason")
         if reason:
             tags["autoquant.reason"] = reason[:5000]
         if "duplicate_of" in attrs:

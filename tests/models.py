@@ -1,5 +1,9 @@
 """Small models with known quantization behaviour, built from the trained zoo MLP."""
 
+import os
+import signal
+import time
+
 import torch
 from torch import nn
 
@@ -34,3 +38,29 @@ class OutlierMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(self.flatten(x))))))
+
+
+class SlowCNN(nn.Module):
+    """The zoo CNN, 30 ms slower per call: trials last long enough to be killed mid-way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = load_zoo_model("cnn", log=lambda _: None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(0.03)
+        return self.net(x)
+
+
+class CrashingCNN(nn.Module):
+    """The zoo CNN that kills its own process (SIGSEGV) when run on the fbgemm engine while
+    $AUTOQUANT_TEST_CRASH is set: a stand-in for a segfault in a quantized kernel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = load_zoo_model("cnn", log=lambda _: None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if os.environ.get("AUTOQUANT_TEST_CRASH") and torch.backends.quantized.engine == "fbgemm":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return self.net(x)

@@ -1,0 +1,93 @@
+"""Two worker processes share one study on a real PostgreSQL server."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+
+from autoquant.budget import Budget
+from autoquant.evaluate import get_scenario
+from autoquant.recommend import TrialRecord, recommend
+from autoquant.tasks import digits_task
+from tests.postgres import binaries, local_postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(
+    binaries() is None and not os.environ.get("CI"),
+    reason="needs Debian's postgresql: apt-get install -y postgresql",
+)
+
+
+def test_two_workers_share_a_study(tmp_path):
+    with local_postgres() as url:
+        tracking = f"sqlite:///{tmp_path}/mlflow.db"
+        command = [
+            sys.executable,
+            "-m",
+            "autoquant.cli",
+            "search",
+            "--model",
+            "cnn",
+            "--space",
+            "default",
+            "--objective",
+            "size",
+            "--trials",
+            "12",
+            "--storage",
+            url,
+            "--study",
+            "shared",
+            "--workers",
+            "2",
+            "--tracking-uri",
+            tracking,
+            "--out",
+            str(tmp_path / "out"),
+        ]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        result = subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Starting 2 worker processes" in result.stdout
+        study = optuna.load_study(study_name="shared", storage=url)
+        trials = study.get_trials(deepcopy=False)
+
+        finished = [t for t in trials if t.state.is_finished()]
+        assert len(finished) >= 12 and all(t.state.is_finished() for t in trials)
+        assert sorted(t.number for t in trials) == list(range(len(trials)))  # each once
+        # both workers ran trials
+        ran = [
+            int(line.split()[3])
+            for line in result.stdout.splitlines()
+            if line.startswith("worker done: ran")
+        ]
+        assert len(ran) == 2 and min(ran) >= 1 and sum(ran) == len(trials)
+
+        mlflow.set_tracking_uri(tracking)
+        runs = mlflow.search_runs(experiment_names=["shared"], output_format="list")
+        parent = [r for r in runs if r.data.tags.get("autoquant.role") == "study"]
+        children = [r for r in runs if r.data.tags.get("autoquant.role") == "trial"]
+        assert len(parent) == 1
+        assert sorted(int(c.data.tags["autoquant.trial"]) for c in children) == [
+            t.number for t in trials
+        ]
+        assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent[0].info.run_id}
+
+        saved = json.loads((tmp_path / "out" / "config.json").read_text())
+        task = digits_task("cnn")
+        again = recommend(
+            [TrialRecord.from_trial(t) for t in trials],
+            task=task,
+            budget=Budget(1.0),
+            objective="size",
+            scenario=get_scenario("bs1-t1"),
+            study_name="shared",
+        )
+        assert again.config.to_dict() == saved["config"]
