@@ -65,8 +65,8 @@ FINISHED = (
 )
 
 
-class Study:
-    """One search: the task, budget and space, the float baseline, and the Optuna objective."""
+class Objective:
+    """The Optuna objective of one search: task, budget, space, float baseline, and the trial."""
 
     def __init__(
         self,
@@ -372,7 +372,7 @@ class SearchSession:
     """An opened study with its objective: ``run`` adds trials, ``finish`` recommends."""
 
     study: optuna.Study
-    runner: Study
+    runner: Objective
     n_trials: int | None
     tracker: object | None
     started: float
@@ -482,7 +482,7 @@ def open_search(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it better
     started = time.perf_counter()
-    runner = Study(
+    runner = Objective(
         task,
         budget,
         space,
@@ -542,7 +542,7 @@ def join_search(
     task = build_task(Experiment(**attrs["experiment"]), log=log)
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings["space"].items()}
     space = SearchSpace(**fields)
-    runner = Study(
+    runner = Objective(
         task,
         Budget.parse(settings["budget"]),
         space,

@@ -246,9 +246,3 @@ def load_zoo_model(
     os.replace(tmp, path)  # atomic: a worker never reads a half-written file
     path.with_suffix(".json").write_text(json.dumps(info, indent=2))
     return model.eval()
-
-
-def zoo_training_report(name: str) -> dict | None:
-    """The accuracy figures recorded when zoo model ``name`` was trained, if it was."""
-    path = cache_dir() / "zoo" / f"{name}-v{ZOO_VERSION}.json"
-    return json.loads(path.read_text()) if path.exists() else None
