@@ -54,47 +54,36 @@ def load_history(
     tracking_uri: str | None = None, *, exclude_model: str | None = None
 ) -> list[Example]:
     """The finished trials of every autoquant study in the MLflow store."""
-    from mlflow.tracking import MlflowClient
+    from autoquant.tracking import study_runs
 
-    from autoquant.tracking import check_reachable, resolve_tracking_uri
-
-    uri = resolve_tracking_uri(tracking_uri)
-    check_reachable(uri)
-    client = MlflowClient(uri)
     examples = []
-    for experiment in client.search_experiments():
-        parents = client.search_runs([experiment.experiment_id], "tags.`autoquant.role` = 'study'")
-        for parent in parents:
-            params = parent.data.params
-            features = {
-                k[len(FEATURE_PREFIX) :]: float(v)
-                for k, v in params.items()
-                if k.startswith(FEATURE_PREFIX)
+    for experiment, parent, children in study_runs(
+        tracking_uri, "tags.`autoquant.state` = 'complete'"
+    ):
+        params = parent.data.params
+        features = {
+            k[len(FEATURE_PREFIX) :]: float(v)
+            for k, v in params.items()
+            if k.startswith(FEATURE_PREFIX)
+        }
+        if not features or params.get("model") == exclude_model:
+            continue
+        for run in children:
+            fields = {
+                k: run.data.params[k]
+                for k in QuantConfig.__dataclass_fields__
+                if k in run.data.params
             }
-            if not features or params.get("model") == exclude_model:
-                continue
-            children = client.search_runs(
-                [experiment.experiment_id],
-                f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
-                f"and tags.`autoquant.state` = 'complete'",
-                max_results=5000,
-            )
-            for run in children:
-                fields = {
-                    k: run.data.params[k]
-                    for k in QuantConfig.__dataclass_fields__
-                    if k in run.data.params
-                }
-                examples.append(
-                    Example(
-                        study=experiment.name,
-                        model_features=features,
-                        config=_config_from_params(fields),
-                        drop_points=run.data.metrics["drop_points"],
-                        speedup=run.data.metrics["speedup"],
-                        scenario=params.get("scenario", ""),
-                    )
+            examples.append(
+                Example(
+                    study=experiment.name,
+                    model_features=features,
+                    config=_config_from_params(fields),
+                    drop_points=run.data.metrics["drop_points"],
+                    speedup=run.data.metrics["speedup"],
+                    scenario=params.get("scenario", ""),
                 )
+            )
     return examples
 
 

@@ -328,36 +328,42 @@ class MlflowTracker:
             self.client.set_terminated(self.parent_run_id, status)
 
 
-def studies(tracking_uri: str | None = None) -> list[dict[str, Any]]:
-    """The studies in the store, with their recommendation: for ``autoquant runs``."""
+def study_runs(tracking_uri: str | None = None, trial_filter: str = ""):
+    """Yield (experiment, parent run, child runs) for every autoquant study in the store;
+    ``trial_filter`` narrows the child runs (an MLflow filter clause)."""
     uri = resolve_tracking_uri(tracking_uri)
     check_reachable(uri)
     client = MlflowClient(uri)
-    rows = []
     for experiment in client.search_experiments():
         runs = client.search_runs([experiment.experiment_id], "tags.`autoquant.role` = 'study'")
         for run in runs:
+            query = f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run.info.run_id}'"
             children = client.search_runs(
                 [experiment.experiment_id],
-                f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run.info.run_id}'",
-                max_results=5000,
+                f"{query} and {trial_filter}" if trial_filter else query,
+                max_results=50000,
             )
-            rows.append(
-                {
-                    "study": experiment.name,
-                    "model": run.data.params.get("model", ""),
-                    "budget": run.data.params.get("budget", ""),
-                    "objective": run.data.params.get("objective", ""),
-                    "trials": len(children),
-                    "status": run.info.status,
-                    "recommendation": run.data.tags.get("autoquant.recommendation", ""),
-                    "feasible": run.data.tags.get("autoquant.feasible", ""),
-                    "speedup": _fmt(run.data.metrics.get("recommended_speedup"), "{:.2f}x"),
-                    "drop (pt)": _fmt(run.data.metrics.get("recommended_drop_points"), "{:.2f}"),
-                    "experiment_id": experiment.experiment_id,
-                }
-            )
-    return rows
+            yield experiment, run, children
+
+
+def studies(tracking_uri: str | None = None) -> list[dict[str, Any]]:
+    """The studies in the store, with their recommendation: for ``autoquant runs``."""
+    return [
+        {
+            "study": experiment.name,
+            "model": run.data.params.get("model", ""),
+            "budget": run.data.params.get("budget", ""),
+            "objective": run.data.params.get("objective", ""),
+            "trials": len(children),
+            "status": run.info.status,
+            "recommendation": run.data.tags.get("autoquant.recommendation", ""),
+            "feasible": run.data.tags.get("autoquant.feasible", ""),
+            "speedup": _fmt(run.data.metrics.get("recommended_speedup"), "{:.2f}x"),
+            "drop (pt)": _fmt(run.data.metrics.get("recommended_drop_points"), "{:.2f}"),
+            "experiment_id": experiment.experiment_id,
+        }
+        for experiment, run, children in study_runs(tracking_uri)
+    ]
 
 
 def _fmt(value, pattern: str) -> str:

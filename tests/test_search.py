@@ -163,3 +163,11 @@ def test_bad_arguments(cnn_task):
         search(cnn_task, "1pt", "quick", n_trials=None, **quiet())
     with pytest.raises(ConfigError, match="'budget' parameter must be a drop like"):
         search(cnn_task, "lots", "quick", n_trials=1, **quiet())
+
+
+def test_every_layer_kept_in_float_is_the_float_model(mlp_task):
+    space = parse_space("methods: [dynamic_int8]\nlayers: {mode: per_layer}\n", name="all-float")
+    rec = search(mlp_task, "1pt", space, n_trials=12, warm_start="none", seed=0, **quiet())
+    for record in rec.records:
+        assert record.config.method == "fp32" or len(record.config.keep_float) < 3
+    assert any(r.config.method == "fp32" for r in rec.records)
