@@ -164,11 +164,18 @@ class MlflowTracker:
             max_results=50000,
         )
         logged = {
-            int(r.data.tags["autoquant.trial"]) for r in runs if "autoquant.trial" in r.data.tags
+            int(r.data.tags["autoquant.trial"]): r for r in runs if "autoquant.trial" in r.data.tags
         }
         added = 0
         states = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
-        for trial in study.get_trials(deepcopy=False):
+        trials = study.get_trials(deepcopy=False)
+        for trial in trials:
+            run = logged.get(trial.number)
+            if run and run.info.status == "RUNNING" and trial.state.is_finished():
+                # the process died while logging this trial: its run can never finish
+                self.client.set_tag(run.info.run_id, "autoquant.state", "killed")
+                self.client.set_terminated(run.info.run_id, "KILLED")
+        for trial in trials:
             if trial.number in logged or trial.state.name not in states:
                 continue
             state, reason = states[trial.state.name], None

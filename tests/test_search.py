@@ -4,7 +4,7 @@ import optuna
 import pytest
 
 import autoquant.trial as trial_module
-from autoquant import ConfigError
+from autoquant import ConfigError, QuantConfig
 from autoquant.methods import get_method
 from autoquant.search import search
 from autoquant.space import parse_space
@@ -167,7 +167,8 @@ def test_bad_arguments(cnn_task):
 
 def test_every_layer_kept_in_float_is_the_float_model(mlp_task):
     space = parse_space("methods: [dynamic_int8]\nlayers: {mode: per_layer}\n", name="all-float")
-    rec = search(mlp_task, "1pt", space, n_trials=12, warm_start="none", seed=0, **quiet())
+    all_float = QuantConfig(method="dynamic_int8", keep_float=("fc1", "fc2", "fc3"))
+    rec = search(mlp_task, "1pt", space, n_trials=6, warm_start=[all_float], seed=0, **quiet())
+    assert rec.records[0].config == QuantConfig(method="fp32")  # the enqueued all-float trial
     for record in rec.records:
         assert record.config.method == "fp32" or len(record.config.keep_float) < 3
-    assert any(r.config.method == "fp32" for r in rec.records)
