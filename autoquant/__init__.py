@@ -15,6 +15,7 @@ from autoquant._warnings import silence_torch_ao_warnings
 
 silence_torch_ao_warnings()
 
+from autoquant.analysis import inspect  # noqa: E402
 from autoquant.apply import apply  # noqa: E402
 from autoquant.budget import Budget  # noqa: E402
 from autoquant.config import QuantConfig  # noqa: E402
@@ -27,11 +28,10 @@ from autoquant.errors import (  # noqa: E402
 )
 from autoquant.evaluate import Metrics, Scenario  # noqa: E402
 from autoquant.export import load  # noqa: E402
-from autoquant.inspect import inspect  # noqa: E402
 from autoquant.methods import available_methods, capabilities, register_method  # noqa: E402
 from autoquant.quantized import QuantizedModel  # noqa: E402
 from autoquant.recommend import Recommendation  # noqa: E402
-from autoquant.search import search  # noqa: E402
+from autoquant.study import search  # noqa: E402
 from autoquant.tasks import Task  # noqa: E402
 
 __version__ = "0.1.0"

@@ -97,7 +97,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         format_table,
         recommendation_markdown,
     )
-    from autoquant.search import open_search
+    from autoquant.study import open_search
 
     experiment = load_experiment(args.experiment) if args.experiment else Experiment()
     overrides = {
@@ -245,7 +245,7 @@ def _free_study_name(storage: str, name: str) -> str:
     """``name``, or ``name-2``, ``name-3``... when a study of that name exists (--force-new)."""
     import optuna
 
-    from autoquant.search import make_storage
+    from autoquant.study import make_storage
 
     taken = set(optuna.get_all_study_names(make_storage(storage)))
     if name not in taken:
@@ -296,7 +296,7 @@ def _run_workers(count: int, storage: str, study: str, tracker, args) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Join a study started by `autoquant search` and run its trials (any machine)."""
-    from autoquant.search import join_search
+    from autoquant.study import join_search
 
     tracker = None
     if not args.no_tracking:
@@ -323,10 +323,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def _history_warm_start(task, experiment, tracker):
     """The configs the history ranks best for this model, or the rules when there is none."""
+    from autoquant.analysis import inspect
     from autoquant.budget import Budget
     from autoquant.evaluate import example_batch
     from autoquant.history import history_candidates
-    from autoquant.inspect import inspect
     from autoquant.space import load_space
 
     report = inspect(task.model, example_batch(task.validation_data, 1))
@@ -353,8 +353,8 @@ def _task_for(args: argparse.Namespace):
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Show a model's quantizable layers, traceability, applicable methods, latency and size."""
+    from autoquant.analysis import inspect
     from autoquant.evaluate import example_batch
-    from autoquant.inspect import inspect
 
     task = _task_for(args)
     report = inspect(task.model, example_batch(task.validation_data, 1))
@@ -367,9 +367,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     """Suggest a configuration in seconds, without a search: expert rules or past studies."""
     import time
 
+    from autoquant.analysis import inspect
     from autoquant.budget import Budget
     from autoquant.evaluate import example_batch
-    from autoquant.inspect import inspect
     from autoquant.prior import Candidate, best_estimate, estimate, prior_candidates
     from autoquant.report import format_table
 

@@ -1,7 +1,7 @@
 """Learning from past studies: a model of drop and speedup trained on the MLflow store.
 
 Every finished trial of every autoquant study in the store is one example: the features of its
-model (``autoquant.inspect``, logged on the study's parent run) and of its configuration, with
+model (``autoquant.analysis``, logged on the study's parent run) and of its configuration, with
 the drop and speedup it measured. Two random forests (scikit-learn) predict drop and log-speedup
 for the configurations of a new model; the best predicted within budget warm-start its study.
 """

@@ -48,12 +48,13 @@ def _drop_vs_speedup(rec, path: Path) -> Path:
         )
     front = {p["trial"] for p in rec.pareto_front}
     points = sorted((r for r in records if r.number in front), key=lambda r: r.metrics.speedup)
-    if points:
-        ax.plot(
+    if points:  # a 3-D front (latency, size, drop) seen in 2-D: rings, not a line
+        ax.scatter(
             [r.metrics.speedup for r in points],
             [rec.budget.drop(r.metrics) for r in points],
-            "k--",
-            lw=1,
+            s=160,
+            facecolors="none",
+            edgecolors="k",
             label="Pareto front (latency, size, drop)",
         )
     ax.axhline(rec.budget.max_drop, color="tab:orange", lw=1.5, label=f"budget {rec.budget}")

@@ -1,6 +1,6 @@
 """Prior recommendation: what an expert would try first, before any search.
 
-Each rule reads the model analysis (``autoquant.inspect``) and, when it was measured, the
+Each rule reads the model analysis (``autoquant.analysis``) and, when it was measured, the
 per-layer sensitivity, and proposes a configuration with a one-sentence reason. The candidates
 become the first trials of every study (``enqueue_trial``) and the answer of
 ``autoquant recommend``, where each is quickly measured for an estimate.
@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from autoquant.analysis import ModelReport
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
-from autoquant.inspect import ModelReport
 
 TARGETS = ("server", "mobile")
 #: Below this many multiply-accumulates per example, int8 overheads tend to outweigh its gain.

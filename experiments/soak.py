@@ -4,9 +4,9 @@
     .venv/bin/python experiments/soak.py --postgres          # the same on a local PostgreSQL
 
 A coordinator creates the study (mlp zoo model, `default` space); the workers are this script
-in worker mode, where 10% of the trial evaluations raise an injected error and 5% return NaN
-outputs. At the end every trial must be finished exactly once, every failure must carry its
-reason, and MLflow must hold one child run per trial. Writes experiments/SOAK.md.
+in worker mode, where 10% of the trials raise an injected error and 5% of the evaluations
+return NaN outputs. At the end every trial must be finished exactly once, every failure must
+carry its reason, and MLflow must hold one child run per trial. Writes experiments/SOAK.md.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ sys.path.insert(0, str(HERE.parent))  # tests.postgres, for --postgres
 def worker(args) -> None:
     import torch
 
+    import autoquant.study as search_module
     import autoquant.trial as trial_module
-    from autoquant.search import join_search
+    from autoquant.study import join_search
     from autoquant.tracking import MlflowTracker
 
     evaluate = trial_module.Evaluator.__call__
@@ -46,7 +47,16 @@ def worker(args) -> None:
                 self.task.model = model
         return evaluate(self, config)
 
+    repeat = search_module.Objective._repeat
+
+    def flaky_repeat(self, trial, earlier):
+        # most trials of a long study repeat a configuration: inject failures there too
+        if rng.random() < args.fail_rate:
+            raise RuntimeError("injected failure")
+        return repeat(self, trial, earlier)
+
     trial_module.Evaluator.__call__ = flaky
+    search_module.Objective._repeat = flaky_repeat
     session = join_search(
         args.storage, args.study, tracker=MlflowTracker(args.tracking_uri), log=lambda _: None
     )
@@ -63,7 +73,7 @@ def coordinate(args, storage: str) -> None:
     import mlflow
     import optuna
 
-    from autoquant.search import open_search
+    from autoquant.study import open_search
     from autoquant.tasks import digits_task
     from autoquant.tracking import MlflowTracker
 
@@ -136,7 +146,7 @@ def coordinate(args, storage: str) -> None:
         "",
         f"{len(trials)} trials, {args.workers} worker processes, storage "
         f"{'PostgreSQL' if storage.startswith('postgresql') else 'SQLite'}, injected failure "
-        f"rate {args.fail_rate:.0%} and NaN rate {args.nan_rate:.0%} per evaluation; "
+        f"rate {args.fail_rate:.0%} per trial and NaN rate {args.nan_rate:.0%} per evaluation; "
         f"{wall:.0f} s wall time. Command: `.venv/bin/python experiments/soak.py"
         f"{' --postgres' if storage.startswith('postgresql') else ''}`",
         "",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,12 +24,12 @@ from pathlib import Path
 import torch
 
 import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
+from autoquant.analysis import inspect
 from autoquant.budget import Budget
 from autoquant.history import history_candidates
-from autoquant.inspect import inspect
 from autoquant.report import format_table
-from autoquant.search import search
 from autoquant.space import load_space
+from autoquant.study import search
 from autoquant.tasks import digits_task
 from autoquant.tracking import MlflowTracker
 
@@ -124,7 +125,7 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, torch {torch.__version__}; budget 1pt, `default` "
         f"space, {args.trials} trials per study, seed {args.seed}. Speedups are validation "
         f"figures at bs1-t1 (batch 1, 1 thread), measured against float in the same process.",
-        "Command: `.venv/bin/python experiments/warm_start.py`",
+        f"Command: `{' '.join(['.venv/bin/python experiments/warm_start.py', *sys.argv[1:]])}`",
         "",
         "## A. Rules against no warm start",
         "",

@@ -7,8 +7,8 @@ from autoquant import ConfigError, DataError
 from autoquant.budget import Budget
 from autoquant.cli import main
 from autoquant.experiment import Experiment, build_task, load_checkpoint, load_experiment
-from autoquant.search import make_storage, search
 from autoquant.space import parse_space
+from autoquant.study import make_storage, search
 from autoquant.tasks import digits_task
 from autoquant.tasks.zoo import build_zoo_model
 from autoquant.tracking import MlflowTracker

@@ -6,8 +6,8 @@ from autoquant import QuantConfig
 from autoquant.budget import Budget
 from autoquant.cli import main
 from autoquant.history import Example, HistoryRanker, load_history, space_configs
-from autoquant.search import search
 from autoquant.space import load_space
+from autoquant.study import search
 from autoquant.tracking import MlflowTracker
 
 CONV = {"conv_share": 1.0, "linear_share": 0.0, "log_macs": 16.0}

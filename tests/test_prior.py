@@ -3,11 +3,11 @@
 import optuna
 import pytest
 
+from autoquant.analysis import inspect
 from autoquant.budget import Budget
 from autoquant.cli import main
-from autoquant.inspect import inspect
 from autoquant.prior import best_estimate, estimate, prior_candidates
-from autoquant.search import search
+from autoquant.study import search
 
 
 def candidates_for(task, **kwargs):

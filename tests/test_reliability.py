@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from autoquant.methods import get_method
-from autoquant.search import GRACE_SECONDS, HEARTBEAT_SECONDS, search
 from autoquant.space import parse_space
+from autoquant.study import GRACE_SECONDS, HEARTBEAT_SECONDS, search
 from autoquant.tasks import digits_task
 from tests.models import CrashingCNN
 

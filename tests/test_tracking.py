@@ -11,8 +11,8 @@ import torch
 
 from autoquant import ConfigError
 from autoquant.methods import get_method
-from autoquant.search import search
 from autoquant.space import parse_space
+from autoquant.study import search
 from autoquant.tasks import digits_task
 from autoquant.tracking import MlflowTracker, param_value
 from tests.models import OutlierMLP

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 from autoquant.cli import main
-from autoquant.search import search
+from autoquant.study import search
 from autoquant.tracking import MlflowTracker, studies
 from autoquant.ui import start
 

@@ -1,4 +1,4 @@
-"""autoquant.search: an Optuna study over a search space, under an accuracy-drop budget.
+"""The search (``autoquant.search``): an Optuna study under an accuracy-drop budget.
 
 For each trial: the space suggests a QuantConfig, the model is quantized (a copy), scored on a
 subset of the validation data first (pruned when the drop is already far past the budget),
@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 import optuna
 
 from autoquant._validation import check_choice, check_int
+from autoquant.analysis import inspect
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
 from autoquant.errors import ConfigError, DataError
@@ -36,7 +37,6 @@ from autoquant.evaluate import (
     score,
     serialized_size,
 )
-from autoquant.inspect import inspect
 from autoquant.layers import quantizable_layers
 from autoquant.methods import get_method
 from autoquant.prior import prior_candidates

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
+from autoquant.analysis import inspect
 from autoquant.cli import main
-from autoquant.inspect import inspect
 
 
 def test_traceable_conv_model(cnn_task):

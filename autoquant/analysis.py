@@ -1,4 +1,4 @@
-"""autoquant.inspect: what a model offers to quantization, before any search.
+"""Model analysis (``autoquant.inspect``): what a model offers to quantization, before a search.
 
 The quantizable layers with their parameters and share of compute, whether torch.fx can trace
 the model (and where it breaks), which methods and backends apply, and the float latency and

@@ -6,8 +6,8 @@ import pytest
 import autoquant.trial as trial_module
 from autoquant import ConfigError, QuantConfig
 from autoquant.methods import get_method
-from autoquant.search import search
 from autoquant.space import parse_space
+from autoquant.study import search
 from autoquant.tasks import digits_task
 from tests.models import OutlierMLP
 
