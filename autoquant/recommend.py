@@ -148,7 +148,14 @@ def _rank(records: list[TrialRecord], objective: str) -> list[TrialRecord]:
     fastest = max(r.metrics.speedup for r in records)
     tied = [r for r in records if r.metrics.speedup >= fastest * (1 - NOISE)]
     rest = [r for r in records if r not in tied]
-    tied.sort(key=lambda r: (round(r.metrics.size_ratio, 2), SIMPLICITY.get(r.config.method, 9)))
+    # within noise: the smaller, then the simpler, then (all else equal) the faster
+    tied.sort(
+        key=lambda r: (
+            round(r.metrics.size_ratio, 2),
+            SIMPLICITY.get(r.config.method, 9),
+            -r.metrics.speedup,
+        )
+    )
     return tied + sorted(rest, key=lambda r: -r.metrics.speedup)
 
 

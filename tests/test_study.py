@@ -172,3 +172,23 @@ def test_every_layer_kept_in_float_is_the_float_model(mlp_task):
     assert rec.records[0].config == QuantConfig(method="fp32")  # the enqueued all-float trial
     for record in rec.records:
         assert record.config.method == "fp32" or len(record.config.keep_float) < 3
+
+
+def test_ties_go_to_the_smaller_then_simpler_then_faster():
+    from autoquant.evaluate import Metrics
+    from autoquant.recommend import TrialRecord, _rank
+
+    def record(number, method, speedup, size_ratio):
+        metrics = Metrics(
+            0.97, 0.97, 0.0, 0.0, 1 / speedup, 0.0, 1.0, speedup, 100, 400, size_ratio, "bs1-t1"
+        )
+        return TrialRecord(number, "complete", QuantConfig(method=method), metrics, -1.0)
+
+    records = [
+        record(0, "static_int8", 4.72, 0.25),
+        record(1, "static_int8", 4.76, 0.25),
+        record(2, "qat_int8", 4.83, 0.25),
+        record(3, "static_int8", 3.0, 0.25),
+    ]
+    ranked = _rank(records, "latency")
+    assert [r.number for r in ranked] == [1, 0, 2, 3]  # 4.72-4.83 are within 3%: static first
