@@ -27,13 +27,33 @@ def static_restriction(config) -> str | None:
 
 
 def qconfig_mapping(model: nn.Module, qconfig, layers: Iterable[str]) -> QConfigMapping:
-    """Quantize everything with ``qconfig`` except the quantizable layers not in ``layers``."""
+    """Quantize everything with ``qconfig`` except the quantizable layers not in ``layers``.
+
+    The modules fed only by layers kept in float (the batch norm and ReLU after a float conv,
+    a pooling between two float layers) stay in float too: quantized, they would round the
+    float layer's output to int8 anyway, so keeping the layer would not keep its output.
+    """
     chosen = set(layers)
     mapping = QConfigMapping().set_global(qconfig)
-    for layer in quantizable_layers(model):
-        if layer.name not in chosen:
-            mapping.set_module_name(layer.name, None)
+    kept = [layer.name for layer in quantizable_layers(model) if layer.name not in chosen]
+    for name in _float_region(model, kept):
+        mapping.set_module_name(name, None)
     return mapping
+
+
+def _float_region(model: nn.Module, kept: list[str]) -> list[str]:
+    """``kept`` and every other module whose inputs all come from float modules of it."""
+    if not kept:
+        return []
+    quantizable = {layer.name for layer in quantizable_layers(model)}
+    region = set(kept)
+    for node in torch.fx.symbolic_trace(model).graph.nodes:  # topological order
+        if node.op != "call_module" or node.target in quantizable:
+            continue
+        sources = node.all_input_nodes
+        if sources and all(s.op == "call_module" and s.target in region for s in sources):
+            region.add(node.target)
+    return [name for name in region if name in dict(model.named_modules())]
 
 
 @torch.no_grad()

@@ -91,6 +91,22 @@ def test_layers_kept_in_float_stay_float_static(method, cnn_task):
     assert quantized.layer_map["fc"]["mode"] == "float"
 
 
+@pytest.mark.parametrize("method", ["static_int8", "qat_int8"])
+def test_what_runs_between_float_layers_stays_float(method, cnn_task):
+    # block2 -> pool -> block3: with both convs in float, the batch norm, ReLU and pooling
+    # between them must not round the float output to int8.
+    config = config_for(method, "x86", keep_float=("block2.0", "block3.0"))
+    quantized = apply(cnn_task.model, config, cnn_task.calibration_data, cnn_task.train_data)
+    code = quantized.module.code
+    assert "quantize_per_tensor(block2_0" not in code
+    assert "quantize_per_tensor(block3_0" not in code
+    assert "quantize_per_tensor(x" in code  # the rest is still quantized
+    for name in ("block2", "pool", "block3"):
+        for module in quantized.module.get_submodule(name).modules():
+            assert "quantized" not in type(module).__module__, (name, type(module))
+    assert type(quantized.module.get_submodule("block1.0")) is nniq.ConvReLU2d
+
+
 @pytest.mark.parametrize("method", ["dynamic_int8", "dynamic_fp16"])
 def test_layers_kept_in_float_stay_float_dynamic(method, mlp_task):
     config = config_for(method, "x86", keep_float=("fc3",))

@@ -45,4 +45,28 @@ def test_cache_directory_follows_the_environment(monkeypatch, tmp_path):
 def test_unknown_zoo_model():
     with pytest.raises(ConfigError, match="'model' parameter must be one of"):
         build_zoo_model("vgg")
-    assert set(zoo_models()) == set(SMALL + LARGE)
+    assert set(zoo_models()) == set(SMALL + LARGE + ["cnn_outliers"])
+
+
+def test_outlier_cnn_has_the_cnn_outputs_and_breaks_int8_unless_blocks_stay_float():
+    from autoquant import QuantConfig, apply
+
+    cnn, outliers = digits_task("cnn"), digits_task("cnn_outliers")
+    x = torch.cat([inputs for inputs, _ in outliers.validation_data])
+    with torch.no_grad():
+        torch.testing.assert_close(outliers.model(x), cnn.model(x), rtol=1e-4, atol=1e-4)
+        block2 = outliers.model.block2(outliers.model.block1(x))
+    peak = block2.amax(dim=(0, 2, 3))
+    assert peak[:4].min() > 20 * peak[4:].max()  # four channels far beyond the rest
+
+    float_accuracy = score(outliers.model, outliers.validation_data, outliers.metric)
+    drops = {}
+    for keep in [(), ("block2.0", "block3.0")]:
+        config = QuantConfig(
+            method="static_int8", weight_observer="per_channel_minmax", keep_float=keep
+        )
+        quantized = apply(outliers.model, config, outliers.calibration_data)
+        accuracy = score(quantized, outliers.validation_data, outliers.metric)
+        drops[keep] = 100 * (float_accuracy - accuracy)
+    assert drops[()] > 1.0  # all int8 breaks a 1-point budget
+    assert drops[("block2.0", "block3.0")] <= 0.5  # the two blocks in float recover it
