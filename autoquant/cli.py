@@ -424,6 +424,42 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Benchmark autoquant's search against an exhaustive sweep of its space, the plain
+    recipes and float, per model, scenario and budget; writes RESULTS.md and a plot."""
+    import dataclasses
+    import time
+    from pathlib import Path
+
+    from autoquant.bench import FULL, QUICK, plot, run_benchmark, write_report
+
+    plan = QUICK if args.quick else FULL
+    overrides = {
+        "models": args.models,
+        "scenarios": args.scenarios,
+        "budgets": args.budgets,
+        "seeds": args.seeds,
+        "trials": args.trials,
+    }
+    plan = dataclasses.replace(
+        plan,
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v},
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    cells = run_benchmark(plan, cache=Path(args.cache) if args.cache else None)
+    command = "autoquant " + " ".join(args.argv)
+    write_report(cells, plan, out / "RESULTS.md", command, time.perf_counter() - started)
+    plot(cells, out / "benchmark.png")
+    print(f"wrote {out / 'RESULTS.md'} and {out / 'benchmark.png'}")
+    failed = [c for c in cells if not all(v for k, v in c.checks.items() if isinstance(v, bool))]
+    for c in failed:
+        missed = [k for k, v in c.checks.items() if v is False]
+        print(f"  {c.model} {c.scenario} {c.budget}: missed {', '.join(missed)}")
+    return EXIT_OK
+
+
 def _add_trial_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trial-timeout",
@@ -537,6 +573,19 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, help="port (default: a free one)")
     ui.set_defaults(run=cmd_ui)
 
+    bench = verbs.add_parser("bench", help=cmd_bench.__doc__, description=cmd_bench.__doc__)
+    bench.add_argument("--quick", action="store_true", help="a small plan that finishes in minutes")
+    bench.add_argument("--models", nargs="+", help="zoo models (default: all)")
+    bench.add_argument("--scenarios", nargs="+", help="default: bs1-t1 bs64-t2")
+    bench.add_argument("--budgets", nargs="+", help="default: 1pt 0.25pt")
+    bench.add_argument("--seeds", nargs="+", type=int, help="search seeds (default: 0 1 2)")
+    bench.add_argument("--trials", type=int, help="trials per search (default 30)")
+    bench.add_argument("--out", default="experiments", help="where RESULTS.md goes")
+    bench.add_argument(
+        "--cache", help="cache folder (default $AUTOQUANT_CACHE or ~/.cache/autoquant)"
+    )
+    bench.set_defaults(run=cmd_bench)
+
     methods = verbs.add_parser("methods", help=cmd_methods.__doc__, description=cmd_methods.__doc__)
     methods.set_defaults(run=cmd_methods)
     return parser
@@ -546,7 +595,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import autoquant  # noqa: F401 - silences torch.ao's deprecation noise before any work
     from autoquant.errors import AutoQuantError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command line as given, for reports that say how to rerun them
     try:
         return args.run(args)
     except AutoQuantError as err:

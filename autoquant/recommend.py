@@ -4,6 +4,7 @@ explained in plain words."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import optuna
@@ -44,6 +45,16 @@ class TrialRecord:
     duplicate_of: int | None = None
     evaluate_seconds: float | None = None  # full scoring, timing and sizing
     pruned_after_seconds: float | None = None  # time spent before the trial was pruned
+    quantize_seconds: float | None = None  # quantizing, calibrating, fine-tuning
+
+    @property
+    def work_seconds(self) -> float:
+        """Time spent quantizing and evaluating (nothing for a repeated configuration)."""
+        return (
+            (self.quantize_seconds or 0.0)
+            + (self.evaluate_seconds or 0.0)
+            + (self.pruned_after_seconds or 0.0)
+        )
 
     @property
     def feasible(self) -> bool:
@@ -71,6 +82,7 @@ class TrialRecord:
             duplicate_of=attrs.get("duplicate_of"),
             evaluate_seconds=attrs.get("evaluate_seconds"),
             pruned_after_seconds=attrs.get("pruned_after_seconds"),
+            quantize_seconds=attrs.get("quantize_seconds") if config else None,
         )
 
 
@@ -94,6 +106,9 @@ class Recommendation:
         param_importances: How much each searched choice mattered to the objective.
         pruning_saved_seconds: Evaluation time the pruned trials did not spend (estimated).
         search_seconds: Wall time of the search.
+        work_seconds: Of that, the time spent quantizing and measuring: ``trials`` (quantize,
+            calibrate, fine-tune, score, time), ``sensitivity`` and ``final_round``; the rest
+            is autoquant's own overhead (Optuna, MLflow, bookkeeping).
         records: Every trial of the study.
         finalists: The final round: float, the plain recipes and the best trials, timed head
             to head and scored on the test data (``Finalist.metrics``).
@@ -117,6 +132,7 @@ class Recommendation:
     param_importances: dict[str, float] = dataclasses.field(default_factory=dict)
     pruning_saved_seconds: float = 0.0
     search_seconds: float = 0.0
+    work_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     records: list[TrialRecord] = dataclasses.field(default_factory=list, repr=False)
     finalists: list = dataclasses.field(default_factory=list, repr=False)
 
@@ -253,6 +269,7 @@ def recommend(
     sensitivity: list[dict] | None = None,
     search_seconds: float = 0.0,
     trial_timeout: float | None = None,
+    sensitivity_seconds: float = 0.0,
 ) -> Recommendation:
     """Pick the recommendation from a study's trials.
 
@@ -286,7 +303,9 @@ def recommend(
         for label, config in PLAIN_RECIPES.items()
     ]
     finalists += [Finalist(f"trial {r.number}: {r.config.label()}", r.config, r) for r in shortlist]
+    final_started = time.perf_counter()
     final_round(task, finalists, scenario, time_limit_s=trial_timeout)
+    final_seconds = time.perf_counter() - final_started
 
     def with_final_speed(finalist: Finalist) -> TrialRecord:
         # the trial's validation accuracy, the final round's head-to-head speed
@@ -370,6 +389,11 @@ def recommend(
         sensitivity=sensitivity or [],
         pruning_saved_seconds=pruning_saved_seconds(records),
         search_seconds=search_seconds,
+        work_seconds={
+            "trials": sum(r.work_seconds for r in records),
+            "sensitivity": sensitivity_seconds,
+            "final_round": final_seconds,
+        },
         records=records,
         finalists=finalists,
     )

@@ -101,6 +101,7 @@ class Objective:
         self.report = inspect(task.model, self.example[:1])
         self.sensitive_first: list[str] = []
         self.sensitivity: list[dict] = []
+        self.sensitivity_seconds = 0.0
         self.baseline: Baseline | None = None
         self.evaluate = None
         self._seen: dict[str, int] = {}
@@ -123,9 +124,11 @@ class Objective:
             study.set_user_attr("baseline", dataclasses.asdict(self.baseline))
         if self.space.needs_sensitivity:
             if "sensitivity" not in attrs:
+                started = time.perf_counter()
                 ranked = cached_sensitivity(
                     self.task, _sensitivity_config(self.space), log=self.log
                 )
+                self.sensitivity_seconds = time.perf_counter() - started
                 study.set_user_attr("sensitivity", [dataclasses.asdict(r) for r in ranked])
             self.sensitivity = study.user_attrs["sensitivity"]
             self.sensitive_first = [r["name"] for r in self.sensitivity]
@@ -440,6 +443,7 @@ class SearchSession:
             sensitivity=runner.sensitivity,
             search_seconds=time.perf_counter() - self.started,
             trial_timeout=runner.trial_timeout,
+            sensitivity_seconds=runner.sensitivity_seconds,
         )
         recommendation.param_importances = _importances(self.study)
         if self.tracker:

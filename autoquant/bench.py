@@ -1,0 +1,571 @@
+"""The benchmark: autoquant's search against an exhaustive sweep of its space, the plain
+recipes and float, for each model, deployment scenario and accuracy budget.
+
+Every slow piece is cached as JSON under ``<cache>/bench``: the sweep (one file per model,
+written after every configuration), each search (per model, scenario, budget and seed) and each
+final head-to-head. A rerun, or a run after Ctrl-C, goes on where the last one stopped.
+
+The comparisons are made in one final head-to-head per model, scenario and budget: float, the
+plain recipes, the sweep's best configurations and every seed's recommendation are rebuilt,
+timed in one interleaved measurement and scored on the test split, so the ratios do not depend
+on how busy the machine was when each piece first ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from autoquant.apply import apply
+from autoquant.budget import Budget
+from autoquant.config import QuantConfig
+from autoquant.evaluate import (
+    Scenario,
+    example_batch,
+    get_scenario,
+    measure_latency,
+    score,
+    serialized_size,
+)
+from autoquant.history import space_configs
+from autoquant.recipes import PLAIN_RECIPES
+from autoquant.recommend import NOISE, Finalist, final_round
+from autoquant.space import SearchSpace, load_space, parse_space
+from autoquant.tasks import digits_task
+from autoquant.tasks.base import Task
+from autoquant.tasks.zoo import cache_dir
+
+#: The quick plan's space: a few post-training configs on x86 and fbgemm, two layers at most
+#: kept in float (so the hard case can still be recovered), small enough for minutes.
+QUICK_SPACE = """
+description: The benchmark's quick mode; post-training methods on x86 and fbgemm.
+methods: [fp32, dynamic_int8, dynamic_fp16, static_int8]
+backends: [x86, fbgemm]
+activation_observers: [minmax, histogram]
+weight_observers: [per_channel_minmax]
+qschemes: [affine]
+reduce_range: [true]
+calibration_batches: [4]
+layers:
+  mode: ranked
+  max_float: 2
+"""
+
+SWEEP_FINALISTS = 3  # the sweep's fastest feasible configs re-timed in the head-to-head
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What the benchmark runs: models x scenarios x budgets, searched with ``seeds``."""
+
+    models: tuple[str, ...]
+    scenarios: tuple[str, ...] = ("bs1-t1", "bs64-t2")
+    budgets: tuple[str, ...] = ("1pt", "0.25pt")
+    seeds: tuple[int, ...] = (0, 1, 2)
+    trials: int = 30
+    space: str = "default"
+
+    def search_space(self) -> SearchSpace:
+        if self.space == "quick":
+            return parse_space(
+                QUICK_SPACE, source="autoquant.bench.QUICK_SPACE", name="bench-quick"
+            )
+        return load_space(self.space)
+
+
+FULL = Plan(
+    models=("mlp", "lstm", "transformer", "cnn", "cnn_outliers", "resnet18", "mobilenet_v2")
+)
+QUICK = Plan(models=("mlp", "cnn_outliers"), seeds=(0,), trials=15, space="quick")
+
+
+def _key(config: QuantConfig) -> str:
+    return config.canonical().to_json()
+
+
+def _write(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)  # atomic: an interrupted run never leaves half a file
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _error(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err) else ''}"
+
+
+# -- the exhaustive sweep --------------------------------------------------------------------
+def run_sweep(
+    task: Task, configs: list[QuantConfig], scenarios: list[Scenario], path: Path
+) -> dict[str, dict]:
+    """Measure every config once (validation and test accuracy, size, speedup per scenario).
+
+    Returns config key -> entry; ``seconds`` is the time a search would spend on it
+    (quantize, score on validation data) and ``latency_seconds`` the timing per scenario.
+    """
+    done: dict[str, dict] = _read(path) or {}
+    todo = [
+        c
+        for c in configs
+        if _key(c) not in done
+        or set(done[_key(c)].get("speedup", {})) < {s.name for s in scenarios}
+    ]
+    for config in tqdm(todo, desc=f"sweep {task.model_name}", unit="config", disable=not todo):
+        started = time.perf_counter()
+        entry: dict[str, Any] = {"config": config.to_dict()}
+        try:
+            model = apply(
+                task.model, config, task.calibration_data, task.train_data, loss_fn=task.loss_fn
+            )
+            entry["val_accuracy"] = score(model, task.validation_data, task.metric)
+            entry["seconds"] = time.perf_counter() - started
+            entry["test_accuracy"] = score(model, task.test_data, task.metric)
+            entry["size_bytes"] = serialized_size(model)
+            entry["speedup"], entry["latency_seconds"] = {}, {}
+            for scenario in scenarios:
+                timed = time.perf_counter()
+                timing = measure_latency(
+                    {"float": task.model, "candidate": model},
+                    example_batch(task.validation_data, scenario.batch_size),
+                    scenario.threads,
+                    budget_s=0.3,
+                    min_rounds=5,
+                    max_rounds=30,
+                )
+                entry["speedup"][scenario.name] = (
+                    timing["float"].median_ms / timing["candidate"].median_ms
+                )
+                entry["latency_seconds"][scenario.name] = time.perf_counter() - timed
+        except Exception as err:  # noqa: BLE001 - a config that fails is a result of the sweep
+            entry["error"] = _error(err)
+            entry["seconds"] = time.perf_counter() - started
+            entry["speedup"] = {s.name: None for s in scenarios}
+        done[_key(config)] = entry
+        _write(path, done)
+    return {_key(c): done[_key(c)] for c in configs}
+
+
+def sweep_seconds(sweep: dict[str, dict], scenario: str) -> float:
+    """What the sweep costs for one scenario: every config built, scored and timed once."""
+    return sum(
+        e["seconds"] + e.get("latency_seconds", {}).get(scenario, 0.0) for e in sweep.values()
+    )
+
+
+def sweep_feasible(sweep: dict[str, dict], float_accuracy: float, budget: Budget) -> list[dict]:
+    """The configs whose validation drop is within ``budget`` (what a search can see)."""
+    return [
+        e
+        for e in sweep.values()
+        if "error" not in e and _drop(budget, float_accuracy, e["val_accuracy"]) <= budget.max_drop
+    ]
+
+
+def _drop(budget: Budget, reference: float, value: float) -> float:
+    drop = reference - value
+    return 100 * drop / reference if budget.relative and reference else 100 * drop
+
+
+# -- the searches ----------------------------------------------------------------------------
+def run_search(
+    task: Task, plan: Plan, scenario: str, budget: str, seed: int, path: Path, tracking_uri: str
+) -> dict:
+    """One autoquant search as a user runs it (MLflow tracking on), summarized to JSON."""
+    from autoquant.study import search
+    from autoquant.tracking import MlflowTracker
+
+    cached = _read(path)
+    if cached:
+        return cached
+    with tempfile.TemporaryDirectory() as plots:
+        started = time.perf_counter()
+        recommendation = search(
+            task,
+            budget,
+            plan.search_space(),
+            n_trials=plan.trials,
+            seed=seed,
+            scenario=scenario,
+            study_name=f"bench-{task.model_name}-{scenario}-{budget}-s{seed}-{int(time.time())}",
+            tracker=MlflowTracker(tracking_uri, out_dir=plots),
+            progress=False,
+            log=lambda _: None,
+        )
+        wall = time.perf_counter() - started
+    result = {
+        "config": recommendation.config.to_dict(),
+        "label": recommendation.config.label(),
+        "feasible": recommendation.feasible,
+        "wall_seconds": wall,
+        "work_seconds": recommendation.work_seconds,
+        "records": [
+            {
+                "number": r.number,
+                "label": r.config.label() if r.config else None,
+                "state": r.state,
+                "feasible": r.feasible,
+                "speedup": r.metrics.speedup if r.metrics else None,
+                "duplicate_of": r.duplicate_of,
+            }
+            for r in recommendation.records
+        ],
+    }
+    _write(path, result)
+    return result
+
+
+def trials_to(records: list[dict], speedup: float | None = None) -> int | None:
+    """Trials until the first feasible one (whose speedup reaches ``speedup``, if given)."""
+    for position, record in enumerate(sorted(records, key=lambda r: r["number"]), start=1):
+        if record["feasible"] and (speedup is None or record["speedup"] >= speedup):
+            return position
+    return None
+
+
+# -- the head-to-head ------------------------------------------------------------------------
+def head_to_head(
+    task: Task, entries: dict[str, tuple[str, QuantConfig]], scenario: Scenario, path: Path
+) -> dict[str, dict]:
+    """Rebuild ``entries`` (key -> (label, config)), time them against float in one
+    interleaved run and score them on the test split; cached by the set of keys."""
+    digest = hashlib.sha256("\n".join(sorted(entries)).encode()).hexdigest()[:12]
+    cached = _read(path)
+    if cached and cached.get("digest") == digest:
+        return cached["results"]
+    finalists = {key: Finalist(label, config) for key, (label, config) in entries.items()}
+    final_round(task, list(finalists.values()), scenario)
+    results = {
+        key: {
+            "label": f.label,
+            "error": f.error,
+            **(
+                {
+                    "test_accuracy": f.metrics.accuracy,
+                    "float_test_accuracy": f.metrics.float_accuracy,
+                    "speedup": f.metrics.speedup,
+                    "size_ratio": f.metrics.size_ratio,
+                }
+                if f.metrics
+                else {}
+            ),
+        }
+        for key, f in finalists.items()
+    }
+    _write(path, {"digest": digest, "results": results})
+    return results
+
+
+# -- one cell of the table -------------------------------------------------------------------
+@dataclasses.dataclass
+class Cell:
+    """The results for one model, scenario and budget."""
+
+    model: str
+    scenario: str
+    budget: Budget
+    float_accuracy: float
+    rows: list[dict]  # kind, label, config, test drop, speedup, size, within budget, ...
+    sweep: dict[str, Any]  # configs, feasible, seconds, best
+    searches: list[dict]
+    checks: dict[str, Any]
+
+
+def _row(kind: str, label: str, measured: dict, budget: Budget, **extra) -> dict:
+    row = {"kind": kind, "label": label, **extra}
+    if measured.get("error") or "speedup" not in measured:
+        return {**row, "error": measured.get("error") or "not measured"}
+    drop = _drop(budget, measured["float_test_accuracy"], measured["test_accuracy"])
+    return {
+        **row,
+        "test_accuracy": measured["test_accuracy"],
+        "drop": drop,
+        "speedup": measured["speedup"],
+        "size_ratio": measured["size_ratio"],
+        "within": drop <= budget.max_drop,
+    }
+
+
+def run_cell(
+    task: Task,
+    plan: Plan,
+    sweep: dict[str, dict],
+    float_accuracy: float,
+    scenario_name: str,
+    budget_text: str,
+    folder: Path,
+    tracking_uri: str,
+    log: Callable[[str], None],
+) -> Cell:
+    scenario, budget = get_scenario(scenario_name), Budget.parse(budget_text)
+    tag = f"{scenario_name}-{budget_text}"
+    feasible = sweep_feasible(sweep, float_accuracy, budget)
+    quantized = [e for e in feasible if e["config"]["method"] != "fp32"]
+    ranked = sorted(quantized, key=lambda e: -(e["speedup"][scenario_name] or 0))
+    sweep_best_trial = max([1.0] + [e["speedup"][scenario_name] for e in ranked[:1]])
+
+    searches = []
+    for seed in plan.seeds:
+        log(f"  search {task.model_name} {tag} seed {seed}")
+        result = run_search(
+            task,
+            plan,
+            scenario_name,
+            budget_text,
+            seed,
+            folder / f"search-{tag}-s{seed}.json",
+            tracking_uri,
+        )
+        result["seed"] = seed
+        result["trials_to_feasible"] = trials_to(result["records"])
+        result["trials_to_95"] = trials_to(result["records"], 0.95 * sweep_best_trial)
+        work = sum(result["work_seconds"].values())
+        result["overhead"] = max(0.0, result["wall_seconds"] - work) / result["wall_seconds"]
+        searches.append(result)
+
+    entries: dict[str, tuple[str, QuantConfig]] = {
+        _key(QuantConfig(method="fp32")): ("float", QuantConfig(method="fp32"))
+    }
+    for label, config in PLAIN_RECIPES.items():
+        entries.setdefault(_key(config), (label, config))
+    for e in ranked[:SWEEP_FINALISTS]:
+        config = QuantConfig.from_dict(e["config"])
+        entries.setdefault(_key(config), (config.label(), config))
+    for s in searches:
+        config = QuantConfig.from_dict(s["config"])
+        entries.setdefault(_key(config), (config.label(), config))
+    log(f"  head-to-head {task.model_name} {tag}: {len(entries)} models")
+    measured = head_to_head(task, entries, scenario, folder / f"final-{tag}.json")
+
+    def at(config: QuantConfig) -> dict:
+        return measured[_key(config)]
+
+    rows = [
+        _row("float", "float (fp32), timed against itself", at(QuantConfig(method="fp32")), budget)
+    ]
+    for label, config in PLAIN_RECIPES.items():
+        rows.append(_row("recipe", label, at(config), budget))
+    sweep_rows = [
+        _row(
+            "sweep",
+            QuantConfig.from_dict(e["config"]).label(),
+            at(QuantConfig.from_dict(e["config"])),
+            budget,
+        )
+        for e in ranked[:SWEEP_FINALISTS]
+    ]
+    sweep_rows = [r for r in sweep_rows if "error" not in r]
+    best_sweep = max(sweep_rows, key=lambda r: r["speedup"], default=None)
+    if best_sweep is None or best_sweep["speedup"] < 1.0:
+        # float is the baseline itself: 1.0 by definition, whatever its copy measured
+        best_sweep = {**rows[0], "label": "float: no quantized config is faster", "speedup": 1.0}
+    rows.append({**best_sweep, "kind": "sweep best"})
+    best_is_float = best_sweep["kind"] == "float"
+    for s in searches:
+        rows.append(
+            _row(
+                "autoquant",
+                f"seed {s['seed']}: {s['label']}",
+                at(QuantConfig.from_dict(s["config"])),
+                budget,
+                method=s["config"]["method"],
+                trials_to_feasible=s["trials_to_feasible"],
+                trials_to_95=s["trials_to_95"],
+                wall_seconds=s["wall_seconds"],
+                overhead=s["overhead"],
+            )
+        )
+    chosen = [r for r in rows if r["kind"] == "autoquant"]
+    speedups = [r.get("speedup", 0.0) for r in chosen]
+    median = statistics.median(speedups)
+    all_float = all(r["method"] == "fp32" for r in chosen)
+    recipes_within = [r for r in rows if r["kind"] == "recipe" and r.get("within")]
+    seconds = sweep_seconds(sweep, scenario_name)
+    checks = {
+        "median_speedup": median,
+        "sweep_best_speedup": best_sweep["speedup"],
+        "reaches_95": median >= 0.95 * best_sweep["speedup"] or (best_is_float and all_float),
+        "never_slower": all(
+            r.get("speedup", 0.0) >= 1 - NOISE or r["method"] == "fp32" for r in chosen
+        ),
+        "budget_on_test": all(r.get("within", False) for r in chosen),
+        "beats_recipes": all(median >= r["speedup"] * (1 - NOISE) for r in recipes_within),
+        "search_share": statistics.mean(s["wall_seconds"] for s in searches) / seconds,
+        "overhead": statistics.mean(s["overhead"] for s in searches),
+    }
+    return Cell(
+        model=task.model_name,
+        scenario=scenario_name,
+        budget=budget,
+        float_accuracy=float_accuracy,
+        rows=rows,
+        sweep={
+            "configs": len(sweep),
+            "failed": sum("error" in e for e in sweep.values()),
+            "feasible": len(quantized),
+            "quantized": sum(e["config"]["method"] != "fp32" for e in sweep.values()),
+            "seconds": seconds,
+        },
+        searches=searches,
+        checks=checks,
+    )
+
+
+def run_benchmark(
+    plan: Plan,
+    *,
+    cache: Path | None = None,
+    tracking_uri: str | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Cell]:
+    """Run (or resume) ``plan``; returns one Cell per model, scenario and budget."""
+    root = (cache or cache_dir()) / "bench" / plan.space
+    root.mkdir(parents=True, exist_ok=True)
+    tracking_uri = tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
+    space = plan.search_space()
+    configs = space_configs(space)
+    scenarios = [get_scenario(s) for s in plan.scenarios]
+    cells = []
+    for model in plan.models:
+        task = digits_task(model, log=log)
+        folder = root / model
+        log(f"{model}: sweep of {len(configs)} configurations of the {plan.space!r} space")
+        sweep = run_sweep(task, configs, scenarios, folder / "sweep.json")
+        float_accuracy = score(task.model, task.validation_data, task.metric)
+        for scenario in plan.scenarios:
+            for budget in plan.budgets:
+                cells.append(
+                    run_cell(
+                        task,
+                        plan,
+                        sweep,
+                        float_accuracy,
+                        scenario,
+                        budget,
+                        folder,
+                        tracking_uri,
+                        log,
+                    )
+                )
+    return cells
+
+
+# -- the report ------------------------------------------------------------------------------
+def _fmt(value, pattern: str, missing: str = "-") -> str:
+    return missing if value is None else format(value, pattern)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "**no**"
+
+
+def write_report(cells: list[Cell], plan: Plan, path: Path, command: str, seconds: float) -> None:
+    """``RESULTS.md``: machine, versions, plan, the acceptance summary and every row."""
+    from autoquant.tracking import machine_info
+
+    info = machine_info()
+    lines = [
+        "# Benchmark: autoquant against an exhaustive sweep, the plain recipes and float",
+        "",
+        f"Produced by `{command}` on {datetime.date.today().isoformat()} in "
+        f"{seconds / 60:.0f} min (cached pieces are reused; times below are each piece's own).",
+        f"Machine: {info['machine.cpu']}, {info['machine.cores']} cores; "
+        f"torch {info['version.torch']}, optuna {info['version.optuna']}, "
+        f"mlflow {info['version.mlflow']}, autoquant {info['version.autoquant']}.",
+        f"Plan: models {', '.join(plan.models)}; scenarios {', '.join(plan.scenarios)}; budgets "
+        f"{', '.join(plan.budgets)} (absolute); {plan.trials} trials per search, seeds "
+        f"{', '.join(map(str, plan.seeds))}; space `{plan.space}`; the sweep covers that space "
+        "with every layer quantized.",
+        "",
+        "Speedups are float latency / model latency in one interleaved head-to-head per model, "
+        "scenario and budget (float against its own copy shows the noise); drops are on the "
+        "held-out test split; feasibility in the sweep and the search is judged on the "
+        "validation split, as a search must.",
+        "",
+        "## Summary",
+        "",
+        "| model | scenario | budget | feasible in sweep | sweep best | autoquant median | "
+        "ratio | >= 95% | never slower | budget on test | >= recipes | search / sweep time | "
+        "overhead |",
+        "|" + "---|" * 13,
+    ]
+    for c in cells:
+        k = c.checks
+        share = f"{k['search_share']:.0%}" + ("" if k["search_share"] <= 0.25 else " **>25%**")
+        overhead = f"{k['overhead']:.0%}" + ("" if k["overhead"] <= 0.10 else " **>10%**")
+        ratio = k["median_speedup"] / k["sweep_best_speedup"]
+        lines.append(
+            f"| {c.model} | {c.scenario} | {c.budget} | "
+            f"{c.sweep['feasible']}/{c.sweep['quantized']} | {k['sweep_best_speedup']:.2f}x | "
+            f"{k['median_speedup']:.2f}x | {ratio:.2f} | {_yes(k['reaches_95'])} | "
+            f"{_yes(k['never_slower'])} | {_yes(k['budget_on_test'])} | "
+            f"{_yes(k['beats_recipes'])} | {share} | {overhead} |"
+        )
+    lines += ["", "## Every row", ""]
+    for c in cells:
+        lines += [
+            f"### {c.model}, {c.scenario}, budget {c.budget}",
+            "",
+            f"Float validation accuracy {c.float_accuracy:.2%}. Sweep: {c.sweep['configs']} "
+            f"configurations ({c.sweep['failed']} failed), {c.sweep['feasible']} quantized ones "
+            f"within budget on validation, {c.sweep['seconds'] / 60:.1f} min for this scenario.",
+            "",
+            "| kind | configuration | test acc | drop | speedup | size | within budget (test) | "
+            "trials to feasible | trials to 95% | wall s | overhead |",
+            "|" + "---|" * 11,
+        ]
+        for r in c.rows:
+            if "error" in r:
+                lines.append(f"| {r['kind']} | {r['label']} | failed: {r['error']} |" + " |" * 8)
+                continue
+            lines.append(
+                f"| {r['kind']} | {r['label']} | {r['test_accuracy']:.2%} | {r['drop']:.2f} | "
+                f"{r['speedup']:.2f}x | {r['size_ratio']:.2f} | {'yes' if r['within'] else 'no'} | "
+                f"{_fmt(r.get('trials_to_feasible'), 'd')} | {_fmt(r.get('trials_to_95'), 'd')} | "
+                f"{_fmt(r.get('wall_seconds'), '.0f')} | {_fmt(r.get('overhead'), '.0%')} |"
+            )
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot(cells: list[Cell], path: Path) -> None:
+    """Speedups per cell: the best plain recipe within budget, the sweep's best, autoquant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, recipe, best, ours = [], [], [], []
+    for c in cells:
+        labels.append(f"{c.model}\n{c.scenario}\n{c.budget}")
+        within = [r["speedup"] for r in c.rows if r["kind"] == "recipe" and r.get("within")]
+        recipe.append(max(within, default=0.0))
+        best.append(c.checks["sweep_best_speedup"])
+        ours.append(c.checks["median_speedup"])
+    x = range(len(cells))
+    figure, axes = plt.subplots(figsize=(max(6, 1.1 * len(cells)), 4.5))
+    width = 0.27
+    axes.bar([i - width for i in x], recipe, width, label="best plain recipe within budget")
+    axes.bar(list(x), best, width, label="exhaustive sweep's best")
+    axes.bar([i + width for i in x], ours, width, label="autoquant (median of seeds)")
+    axes.axhline(1.0, color="black", linewidth=0.8)
+    axes.set_xticks(list(x), labels, fontsize=7)
+    axes.set_ylabel("speedup over float (test-split budget)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

@@ -1,0 +1,94 @@
+import json
+
+import pytest
+
+from autoquant import bench
+from autoquant.bench import Plan, run_benchmark, trials_to, write_report
+from autoquant.cli import main
+
+TINY = Plan(
+    models=("cnn_outliers",),
+    scenarios=("bs1-t1",),
+    budgets=("1pt",),
+    seeds=(0,),
+    trials=6,
+    space="quick",
+)
+
+
+def test_trials_to_first_feasible_and_to_a_speedup():
+    records = [
+        {"number": 2, "feasible": True, "speedup": 1.4},
+        {"number": 0, "feasible": False, "speedup": 2.0},
+        {"number": 1, "feasible": True, "speedup": 0.9},
+    ]
+    assert trials_to(records) == 2  # trial 1 is the second trial and the first feasible
+    assert trials_to(records, 1.3) == 3
+    assert trials_to(records, 1.5) is None
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    return cache, run_benchmark(TINY, cache=cache, log=lambda _: None)
+
+
+def test_benchmark_compares_search_sweep_recipes_and_float(tiny_run):
+    cache, cells = tiny_run
+    (cell,) = cells
+    kinds = [row["kind"] for row in cell.rows]
+    assert kinds[:3] == ["float", "recipe", "recipe"] and "sweep best" in kinds
+    assert kinds[-1] == "autoquant"
+    sweep = json.loads((cache / "bench" / "quick" / "cnn_outliers" / "sweep.json").read_text())
+    assert cell.sweep["configs"] == len(sweep) == len(bench.space_configs(TINY.search_space()))
+    # the hard case: all-layer static int8 breaks the budget on the test split
+    static = next(r for r in cell.rows if r["label"] == "static int8 x86 per-channel")
+    assert static["drop"] > 1.0 and not static["within"]
+    ours = cell.rows[-1]
+    assert ours["within"] and ours["trials_to_feasible"] >= 1
+    work = cell.searches[0]["work_seconds"]
+    assert set(work) == {"trials", "sensitivity", "final_round"} and work["trials"] > 0
+    assert 0 <= cell.checks["overhead"] < 1
+    assert cell.checks["budget_on_test"] is True
+
+
+def test_a_rerun_reuses_the_cache(tiny_run, monkeypatch):
+    cache, cells = tiny_run
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("a cached piece was measured again")
+
+    monkeypatch.setattr(bench, "apply", no_work)
+    monkeypatch.setattr(bench, "final_round", no_work)
+    monkeypatch.setattr("autoquant.study.search", no_work)
+    again = run_benchmark(TINY, cache=cache, log=lambda _: None)
+    assert again[0].rows == cells[0].rows
+
+
+def test_report_and_cli(tiny_run, tmp_path):
+    cache, cells = tiny_run
+    write_report(cells, TINY, tmp_path / "RESULTS.md", "autoquant bench", 12.0)
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| cnn_outliers | bs1-t1 | 1pt |" in text
+    assert "static int8 x86 per-channel" in text and "torch 2." in text
+    code = main(
+        [
+            "bench",
+            "--quick",
+            "--models",
+            "cnn_outliers",
+            "--scenarios",
+            "bs1-t1",
+            "--budgets",
+            "1pt",
+            "--trials",
+            "6",
+            "--cache",
+            str(cache),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0
+    assert (tmp_path / "out" / "RESULTS.md").exists()
+    assert (tmp_path / "out" / "benchmark.png").stat().st_size > 10_000
