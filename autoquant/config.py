@@ -133,5 +133,16 @@ class QuantConfig:
         parts = [self.method]
         parts += [self.backend] if "backend" in used else []
         parts += [self.activation_observer] if "activation_observer" in used else []
+        # the choices that differ from the defaults, so two labels never hide a difference
+        # that matters (one bit of activation range can decide the budget)
+        default = QuantConfig()
+        for field, text in [
+            ("weight_observer", "per-tensor"),
+            ("qscheme", self.qscheme),
+            ("reduce_range", "full-range"),
+            ("qat_epochs", f"{self.qat_epochs}ep"),
+        ]:
+            if field in used and getattr(self, field) != getattr(default, field):
+                parts.append(text)
         parts += [f"float:{len(self.keep_float)}"] if self.keep_float else []
         return " ".join(parts)

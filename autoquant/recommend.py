@@ -46,6 +46,7 @@ class TrialRecord:
     evaluate_seconds: float | None = None  # full scoring, timing and sizing
     pruned_after_seconds: float | None = None  # time spent before the trial was pruned
     quantize_seconds: float | None = None  # quantizing, calibrating, fine-tuning
+    repair_of: int | None = None  # the trial whose broken budget this one tried to repair
 
     @property
     def work_seconds(self) -> float:
@@ -83,6 +84,7 @@ class TrialRecord:
             evaluate_seconds=attrs.get("evaluate_seconds"),
             pruned_after_seconds=attrs.get("pruned_after_seconds"),
             quantize_seconds=attrs.get("quantize_seconds") if config else None,
+            repair_of=attrs.get("repair_of"),
         )
 
 

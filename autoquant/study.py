@@ -42,6 +42,7 @@ from autoquant.methods import get_method
 from autoquant.prior import prior_candidates
 from autoquant.recipes import PLAIN_RECIPES
 from autoquant.recommend import Recommendation, TrialRecord, recommend
+from autoquant.repair import RecoveryLadder
 from autoquant.sensitivity import cached_sensitivity
 from autoquant.space import SearchSpace, load_space
 from autoquant.tasks.base import Task
@@ -410,7 +411,10 @@ class SearchSession:
         if remaining == 0:
             return 0
         ran: list[int] = []
-        callbacks: list = [lambda study, trial: ran.append(trial.number)]
+        callbacks: list = [
+            lambda study, trial: ran.append(trial.number),
+            RecoveryLadder(self.runner),
+        ]
         if shared and self.n_trials is not None:
             callbacks.append(optuna.study.MaxTrialsCallback(self.n_trials, states=FINISHED))
             remaining = None

@@ -224,6 +224,8 @@ class MlflowTracker:
             tags["autoquant.reason"] = reason[:5000]
         if "duplicate_of" in attrs:
             tags["autoquant.duplicate_of"] = str(attrs["duplicate_of"])
+        if "repair_of" in attrs:
+            tags["autoquant.repair_of"] = str(attrs["repair_of"])
         now = int(time.time() * 1000)
         start = int(started * 1000) if started else now
         with self._lock:
