@@ -90,6 +90,13 @@ FULL = Plan(
 QUICK = Plan(models=("mlp", "cnn_outliers"), seeds=(0,), trials=15, space="quick")
 
 
+def space_tag(space: SearchSpace) -> str:
+    """The cache folder of a space: its name and a digest of its content, so results measured
+    in an earlier version of a space are never mixed with the current one."""
+    content = json.dumps(space.to_dict(), sort_keys=True, default=str)
+    return f"{space.name}-{hashlib.sha256(content.encode()).hexdigest()[:8]}"
+
+
 def _key(config: QuantConfig) -> str:
     return config.canonical().to_json()
 
@@ -433,10 +440,10 @@ def run_benchmark(
     log: Callable[[str], None] = print,
 ) -> list[Cell]:
     """Run (or resume) ``plan``; returns one Cell per model, scenario and budget."""
-    root = (cache or cache_dir()) / "bench" / plan.space
+    space = plan.search_space()
+    root = (cache or cache_dir()) / "bench" / space_tag(space)
     root.mkdir(parents=True, exist_ok=True)
     tracking_uri = tracking_uri or f"sqlite:///{root / 'mlflow.db'}"
-    space = plan.search_space()
     configs = space_configs(space)
     scenarios = [get_scenario(s) for s in plan.scenarios]
     cells = []
@@ -478,6 +485,7 @@ def write_report(cells: list[Cell], plan: Plan, path: Path, command: str, second
     from autoquant.tracking import machine_info
 
     info = machine_info()
+    space = plan.search_space()
     lines = [
         "# Benchmark: autoquant against an exhaustive sweep, the plain recipes and float",
         "",
@@ -488,8 +496,9 @@ def write_report(cells: list[Cell], plan: Plan, path: Path, command: str, second
         f"mlflow {info['version.mlflow']}, autoquant {info['version.autoquant']}.",
         f"Plan: models {', '.join(plan.models)}; scenarios {', '.join(plan.scenarios)}; budgets "
         f"{', '.join(plan.budgets)} (absolute); {plan.trials} trials per search, seeds "
-        f"{', '.join(map(str, plan.seeds))}; space `{plan.space}`; the sweep covers that space "
-        "with every layer quantized.",
+        f"{', '.join(map(str, plan.seeds))}; space `{plan.space}` (methods "
+        f"{', '.join(space.methods)}; backends {', '.join(space.backends)}; layers "
+        f"{space.layer_mode}); the sweep covers that space with every layer quantized.",
         "",
         "Speedups are float latency / model latency in one interleaved head-to-head per model, "
         "scenario and budget (float against its own copy shows the noise); drops are on the "

@@ -39,7 +39,10 @@ def test_benchmark_compares_search_sweep_recipes_and_float(tiny_run):
     kinds = [row["kind"] for row in cell.rows]
     assert kinds[:3] == ["float", "recipe", "recipe"] and "sweep best" in kinds
     assert kinds[-1] == "autoquant"
-    sweep = json.loads((cache / "bench" / "quick" / "cnn_outliers" / "sweep.json").read_text())
+    sweep_file = (
+        cache / "bench" / bench.space_tag(TINY.search_space()) / "cnn_outliers" / "sweep.json"
+    )
+    sweep = json.loads(sweep_file.read_text())
     assert cell.sweep["configs"] == len(sweep) == len(bench.space_configs(TINY.search_space()))
     # the hard case: all-layer static int8 breaks the budget on the test split
     static = next(r for r in cell.rows if r["label"] == "static int8 x86 per-channel")
