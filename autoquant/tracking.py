@@ -224,6 +224,8 @@ class MlflowTracker:
             tags["autoquant.reason"] = reason[:5000]
         if "duplicate_of" in attrs:
             tags["autoquant.duplicate_of"] = str(attrs["duplicate_of"])
+        if metrics and metrics.get("reference", "float") != "float":
+            tags["autoquant.timed_against"] = metrics["reference"]
         now = int(time.time() * 1000)
         start = int(started * 1000) if started else now
         with self._lock:
@@ -246,6 +248,7 @@ class MlflowTracker:
                     "speedup": metrics["speedup"],
                     "size_bytes": metrics["size_bytes"],
                     "size_ratio": metrics["size_ratio"],
+                    "compile_seconds": metrics.get("compile_seconds", 0.0),
                     "constraint_violation": violation,
                 }
                 logged = [Metric(k, float(v), now, 0) for k, v in logged.items()]
