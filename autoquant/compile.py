@@ -19,10 +19,16 @@ model class's ``forward``: past its ``recompile_limit`` (8) a new compile silent
 (measured: the 9th MLP compiled in 0.00 s), and that code object then stays eager for good.
 So the limits are raised process-wide (never lowered) before autoquant's first compile, and a
 compile that produced no graph is an error, not a silent eager run.
+
+Measured: compiling PT2E's Transformer on a batch of one mutated the module's ``position``
+buffer in place and gave outputs 4.8 away from eager. So a copy is compiled (the module, the
+user's float model included, is never touched), and a compiled output that departs from the
+eager one is an error (``MAX_DEPARTURE``), not a fast wrong model.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 
 import torch
@@ -30,6 +36,10 @@ from torch import nn
 
 #: Inductor options of every compile autoquant does (see the module docstring).
 INDUCTOR_OPTIONS: dict[str, bool] = {"freezing": True}
+
+#: Largest allowed |compiled - eager| on the example, as a share of the largest |eager| output
+#: (int8 kernels round differently from the reference graph, far less than this).
+MAX_DEPARTURE = 0.1
 
 #: Dynamo cache limits during autoquant's compiles: one entry per trial's model, many trials.
 DYNAMO_LIMITS: dict[str, int] = {"recompile_limit": 100_000, "accumulated_recompile_limit": 100_000}
@@ -53,12 +63,21 @@ def compile_module(module: nn.Module, example: torch.Tensor) -> tuple[nn.Module,
     for name, limit in DYNAMO_LIMITS.items():
         # Process-wide: scoring compiles other shapes later, outside this function.
         setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), limit))
-    compiled = torch.compile(module, dynamic=False)
+    compiled = torch.compile(copy.deepcopy(module), dynamic=False)
     graphs = counters["stats"]["unique_graphs"]
     started = time.perf_counter()
     with torch._inductor.config.patch(INDUCTOR_OPTIONS), torch.no_grad():
         compiled(example)
     seconds = time.perf_counter() - started
+    with torch.no_grad():
+        got, expected = compiled(example), module(example)
+    departure = float((got - expected).abs().max())
+    if departure > MAX_DEPARTURE * float(expected.abs().max()) + 1e-4:
+        raise RuntimeError(
+            f"torch.compile changed what {type(module).__name__} computes: on the example "
+            f"(shape {tuple(example.shape)}) its output is up to {departure:.3g} away from eager "
+            f"(largest eager output {float(expected.abs().max()):.3g}); not used."
+        )
     if counters["stats"]["unique_graphs"] == graphs:
         raise RuntimeError(
             f"torch.compile produced no graph for {type(module).__name__} (it would run eager "

@@ -90,6 +90,7 @@ class QuantizedModel(nn.Module):
         # Outside the module tree: the compiled wrapper shares the weights, which must not be
         # counted twice in the state_dict (the serialized size) nor saved with the model.
         object.__setattr__(self, "compiled", None)
+        self.compiled_shape: tuple[int, ...] | None = None
         self.compile_seconds = 0.0
 
     def compile(self, example: torch.Tensor) -> float:
@@ -100,6 +101,7 @@ class QuantizedModel(nn.Module):
         with quantized_engine(self.config.backend):
             compiled, self.compile_seconds = compile_module(self.module, example)
         object.__setattr__(self, "compiled", compiled)
+        self.compiled_shape = tuple(example.shape)
         return self.compile_seconds
 
     @property
@@ -108,9 +110,14 @@ class QuantizedModel(nn.Module):
         return self.compiled if self.compiled is not None else self.module
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        # Only the shape compiled with freezing (and checked against eager) runs compiled;
+        # another shape would recompile unchecked, without freezing. The eager graph runs the
+        # same math.
+        compiled_shape = bool(args) and tuple(getattr(args[0], "shape", ())) == self.compiled_shape
+        module = self.deployed if compiled_shape else self.module
         # Quantized kernels read torch's process-wide engine; pin the one this model was built for.
         with quantized_engine(self.config.backend):
-            return self.deployed(*args, **kwargs)
+            return module(*args, **kwargs)
 
     @property
     def quantized_layers(self) -> list[str]:

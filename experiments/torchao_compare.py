@@ -78,10 +78,14 @@ def compare_model(name: str, scenarios: list[str], log) -> list[dict]:
         scenario = SCENARIOS[scenario_name]
         example = example_batch(task.validation_data, scenario.batch_size)
         torch.set_num_threads(scenario.threads)
-        compiled_float, float_compile = compile_module(task.model, example)
-        models = {"float": task.model, "float compiled": compiled_float}
-        compile_s = {"float compiled": float_compile}
-        failed = {}
+        models = {"float": task.model}
+        compile_s, failed = {}, {}
+        try:
+            models["float compiled"], compile_s["float compiled"] = compile_module(
+                task.model, example
+            )
+        except Exception as err:  # noqa: BLE001 - e.g. Dynamo cannot trace nn.LSTM
+            failed["float compiled"] = short(err)
         for label, (_, quantized) in built.items():
             try:
                 if quantized.needs_compile:
@@ -96,7 +100,7 @@ def compare_model(name: str, scenarios: list[str], log) -> list[dict]:
                 failed[label] = short(err)
         timings = measure_latency(models, example, scenario.threads, budget_s=1.0)
         eager = timings["float"].median_ms
-        compiled = timings["float compiled"].median_ms
+        compiled = timings["float compiled"].median_ms if "float compiled" in timings else None
         rows.append(
             {
                 "model": name,
@@ -109,20 +113,31 @@ def compare_model(name: str, scenarios: list[str], log) -> list[dict]:
                 "size": 1.0,
             }
         )
-        rows.append(
-            {
-                "model": name,
-                "scenario": scenario_name,
-                "engine": "torch",
-                "method": "fp32 compiled",
-                "ms": compiled,
-                "vs_eager": eager / compiled,
-                "vs_compiled": 1.0,
-                "drop": 0.0,
-                "size": 1.0,
-                "compile_s": compile_s["float compiled"],
-            }
-        )
+        if compiled is None:
+            rows.append(
+                {
+                    "model": name,
+                    "scenario": scenario_name,
+                    "engine": "torch",
+                    "method": "fp32 compiled",
+                    "error": failed["float compiled"],
+                }
+            )
+        else:
+            rows.append(
+                {
+                    "model": name,
+                    "scenario": scenario_name,
+                    "engine": "torch",
+                    "method": "fp32 compiled",
+                    "ms": compiled,
+                    "vs_eager": eager / compiled,
+                    "vs_compiled": 1.0,
+                    "drop": 0.0,
+                    "size": 1.0,
+                    "compile_s": compile_s["float compiled"],
+                }
+            )
         for label, (engine, quantized) in built.items():
             row = {"model": name, "scenario": scenario_name, "engine": engine, "method": label}
             if label in failed:
@@ -137,7 +152,9 @@ def compare_model(name: str, scenarios: list[str], log) -> list[dict]:
                 quantized=f"{len(quantized.quantized_layers)}/{len(quantized.layer_map)}",
             )
             if quantized.needs_compile:
-                row.update(vs_compiled=compiled / ms, compile_s=compile_s[label])
+                row.update(compile_s=compile_s[label])
+                if compiled is not None:
+                    row.update(vs_compiled=compiled / ms)
             rows.append(row)
         log(f"  {name} {scenario_name}: done")
     return rows

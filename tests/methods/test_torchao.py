@@ -214,3 +214,27 @@ def test_mlflow_logs_the_torchao_model_in_pt2_format(mlp_task, tmp_path):
     )
     with torch.no_grad():
         assert torch.equal(torch.load(tmp_path / "y.pt"), quantized.module(x))
+
+
+def test_compile_refuses_a_compiled_model_that_computes_something_else():
+    from autoquant.compile import compile_module
+
+    class DependsOnCompiling(nn.Module):
+        def forward(self, x):
+            return x * 3 if torch.compiler.is_compiling() else x
+
+    with pytest.raises(RuntimeError, match="torch.compile changed what DependsOnCompiling"):
+        compile_module(DependsOnCompiling(), torch.ones(2, 4))
+
+
+def test_compiling_leaves_the_eager_module_untouched(transformer_task):
+    # Measured: compiling PT2E's Transformer on one example mutated its position buffer.
+    config = QuantConfig("pt2e_static_int8", "x86", calibration_batches=4)
+    quantized = apply(transformer_task.model, config, transformer_task.calibration_data)
+    before = {k: v.clone() for k, v in quantized.module.state_dict().items()}
+    try:
+        quantized.compile(transformer_task.validation_data[0][0][:1])
+    except RuntimeError as err:  # the compiled graph departed from eager: refused, see compile.py
+        assert "torch.compile changed what" in str(err)
+    after = quantized.module.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
