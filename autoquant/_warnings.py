@@ -19,6 +19,12 @@ SILENCED = (
     r"`torch\.jit\.\w+` is deprecated",
     r"The TorchScript type system doesn't support instance-level annotations",
     r"'torch\.load' received a zip file that looks like a TorchScript archive",
+    # torchao 0.18 keeps XNNPACKQuantizer (pt2e_static_int8 on qnnpack) under torchao.testing
+    # and marks it deprecated for ExecuTorch's copy; its tensor subclasses and Inductor's int8
+    # lowering warn on every compile about caching details autoquant cannot change.
+    r"XNNPACKQuantizer is deprecated",
+    r"\w+ does not implement _stable_hash_for_caching",
+    r"To copy construct from a tensor, it is recommended to use sourceTensor",
     # Optuna marks TPE's grouped multivariate mode experimental; autoquant relies on it for its
     # conditional dimensions and pins the Optuna major version.
     r"Argument ``group`` is an experimental feature",

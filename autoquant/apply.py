@@ -93,7 +93,12 @@ def apply(
             loss_fn=loss_fn or nn.CrossEntropyLoss(),
         )
     quantized.eval()
-    result = QuantizedModel(quantized, config, layer_map(layers, quantized))
+    result = QuantizedModel(
+        quantized,
+        config,
+        layer_map(layers, quantized, method.layer_modes(quantized)),
+        needs_compile=method.deploys_compiled(config),
+    )
     try:
         _run(result, inputs[0])
     except Exception as err:  # noqa: BLE001 - a quantized model that cannot run is unsupported

@@ -63,8 +63,11 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
     print(
         format_table(
-            [{"method": m, "what it does": get_method(m).summary} for m in available_methods()],
-            ["method", "what it does"],
+            [
+                {"method": m, "engine": get_method(m).engine, "what it does": get_method(m).summary}
+                for m in available_methods()
+            ],
+            ["method", "engine", "what it does"],
         )
     )
     print()
@@ -78,7 +81,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
         for row in capabilities()
         if row["method"] != "fp32"
     ]
-    print(format_table(rows, ["method", "backend", "supported", "note"]))
+    print(format_table(rows, ["method", "engine", "backend", "supported", "note"]))
     return EXIT_OK
 
 

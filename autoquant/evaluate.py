@@ -20,6 +20,7 @@ from torch import nn
 
 from autoquant._validation import check_int
 from autoquant.backends import quantized_engine
+from autoquant.compile import compile_module
 from autoquant.data import check_reiterable, inputs_of, targets_of
 from autoquant.errors import ConfigError, DataError
 from autoquant.quantized import QuantizedModel
@@ -159,7 +160,8 @@ def measure_latency(
     # Time the bare quantized module with its engine set once, as it would be deployed; the
     # QuantizedModel wrapper's per-call engine switch would otherwise be counted against it.
     backends = {m.config.backend for m in models.values() if isinstance(m, QuantizedModel)}
-    models = {n: m.module if isinstance(m, QuantizedModel) else m for n, m in models.items()}
+    # (Compiled when the model is deployed compiled: ``deployed``.)
+    models = {n: m.deployed if isinstance(m, QuantizedModel) else m for n, m in models.items()}
     engine = quantized_engine(backends.pop()) if len(backends) == 1 else contextlib.nullcontext()
     with torch_threads(threads), engine:
         inner = {}
@@ -189,12 +191,36 @@ def measure_latency(
     return result
 
 
+def reference_for(
+    model: nn.Module,
+    float_model: nn.Module,
+    example: torch.Tensor,
+    compiled_float: nn.Module | None = None,
+) -> tuple[nn.Module, str]:
+    """The float model ``model`` is timed against, and its name in Metrics.reference.
+
+    A candidate deployed through torch.compile (``QuantizedModel.needs_compile``) is compiled
+    here on ``example`` if it is not yet, and compared with the float model compiled the same
+    way: Inductor speeds float models up too, and the question is what quantization adds.
+    ``compiled_float`` is reused when given (compiled on the same example's shape).
+    """
+    if not (isinstance(model, QuantizedModel) and model.needs_compile):
+        return float_model, "float"
+    if model.compiled is None:
+        model.compile(example)
+    if compiled_float is None:
+        compiled_float, _ = compile_module(float_model, example)
+    return compiled_float, "compiled float"
+
+
 @dataclasses.dataclass(frozen=True)
 class Metrics:
     """What one candidate measured, against the float model in the same run.
 
     ``drop_points`` is the metric's drop in points (hundredths of the [0, 1] score);
-    ``speedup`` is float latency / candidate latency (above 1 is faster).
+    ``speedup`` is float latency / candidate latency (above 1 is faster), where the float
+    model is ``reference``: ``float`` (eager) or ``compiled float`` for a candidate deployed
+    through torch.compile, whose first compilation took ``compile_seconds``.
     """
 
     accuracy: float
@@ -209,6 +235,8 @@ class Metrics:
     float_size_bytes: int
     size_ratio: float
     scenario: str
+    compile_seconds: float = 0.0
+    reference: str = "float"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -221,6 +249,9 @@ def make_metrics(
     size_bytes: int,
     float_size_bytes: int,
     scenario: Scenario,
+    *,
+    compile_seconds: float = 0.0,
+    reference: str = "float",
 ) -> Metrics:
     drop = float_accuracy - accuracy
     return Metrics(
@@ -236,6 +267,8 @@ def make_metrics(
         float_size_bytes=float_size_bytes,
         size_ratio=size_bytes / float_size_bytes,
         scenario=scenario.name,
+        compile_seconds=compile_seconds,
+        reference=reference,
     )
 
 
@@ -258,9 +291,17 @@ def evaluate(
         float_accuracy = score(float_model, data, metric)
     if float_size_bytes is None:
         float_size_bytes = serialized_size(float_model)
-    accuracy = score(model, data, metric)
     example = example_batch(data, scenario.batch_size)
-    timings = measure_latency({"float": float_model, "candidate": model}, example, scenario.threads)
+    reference, reference_name = reference_for(model, float_model, example)
+    accuracy = score(model, data, metric)
+    timings = measure_latency({"float": reference, "candidate": model}, example, scenario.threads)
     return make_metrics(
-        accuracy, float_accuracy, timings, serialized_size(model), float_size_bytes, scenario
+        accuracy,
+        float_accuracy,
+        timings,
+        serialized_size(model),
+        float_size_bytes,
+        scenario,
+        compile_seconds=getattr(model, "compile_seconds", 0.0),
+        reference=reference_name,
     )

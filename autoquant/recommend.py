@@ -18,6 +18,7 @@ from autoquant.evaluate import (
     example_batch,
     make_metrics,
     measure_latency,
+    reference_for,
     score,
     serialized_size,
 )
@@ -220,6 +221,8 @@ def final_round(
     they are compared on share the same machine state; accuracy on the test data (held out
     from the search), or the validation data when there is none."""
     data = task.test_data if task.test_data is not None else task.validation_data
+    example = example_batch(task.validation_data, scenario.batch_size)
+    compiled_float = None  # the reference of the finalists deployed through torch.compile
     accuracy = {}
     for finalist in finalists:
         if finalist.error:
@@ -233,15 +236,21 @@ def final_round(
                     task.train_data,
                     loss_fn=task.loss_fn,
                 )
+                if finalist.model.needs_compile:
+                    compiled_float, _ = reference_for(
+                        finalist.model, task.model, example, compiled_float
+                    )
                 accuracy[id(finalist)] = score(finalist.model, data, task.metric)
         except Exception as err:  # noqa: BLE001 - a recipe that cannot run is shown as failed
             finalist.model = None
             finalist.error = f"{type(err).__name__}: {str(err).strip()[:200]}"
     built = [f for f in finalists if f.model is not None]
     models = {"float": task.model, **{str(i): f.model for i, f in enumerate(built)}}
+    if compiled_float is not None:
+        models["compiled float"] = compiled_float
     timings = measure_latency(
         models,
-        example_batch(task.validation_data, scenario.batch_size),
+        example,
         scenario.threads,
         budget_s=budget_s,
         min_rounds=10,
@@ -250,13 +259,16 @@ def final_round(
     float_accuracy = score(task.model, data, task.metric)
     float_size = serialized_size(task.model)
     for i, finalist in enumerate(built):
+        reference = "compiled float" if finalist.model.needs_compile else "float"
         finalist.metrics = make_metrics(
             accuracy[id(finalist)],
             float_accuracy,
-            {"float": timings["float"], "candidate": timings[str(i)]},
+            {"float": timings[reference], "candidate": timings[str(i)]},
             serialized_size(finalist.model),
             float_size,
             scenario,
+            compile_seconds=finalist.model.compile_seconds,
+            reference=reference,
         )
 
 

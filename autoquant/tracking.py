@@ -226,6 +226,8 @@ class MlflowTracker:
             tags["autoquant.duplicate_of"] = str(attrs["duplicate_of"])
         if "repair_of" in attrs:
             tags["autoquant.repair_of"] = str(attrs["repair_of"])
+        if metrics and metrics.get("reference", "float") != "float":
+            tags["autoquant.timed_against"] = metrics["reference"]
         now = int(time.time() * 1000)
         start = int(started * 1000) if started else now
         with self._lock:
@@ -248,6 +250,7 @@ class MlflowTracker:
                     "speedup": metrics["speedup"],
                     "size_bytes": metrics["size_bytes"],
                     "size_ratio": metrics["size_ratio"],
+                    "compile_seconds": metrics.get("compile_seconds", 0.0),
                     "constraint_violation": violation,
                 }
                 logged = [Metric(k, float(v), now, 0) for k, v in logged.items()]
@@ -265,7 +268,7 @@ class MlflowTracker:
     def finish_study(self, study: optuna.Study, rec, example: torch.Tensor | None = None) -> str:
         """Log the recommendation (config, metrics, explanation, model, plots) on the parent
         run and end it. Returns the logged model's URI."""
-        from autoquant.export import save, to_torchscript
+        from autoquant.export import is_exported, save, to_torchscript
         from autoquant.plots import save_plots
 
         run_id = self.parent_run_id
@@ -306,8 +309,10 @@ class MlflowTracker:
             plots_dir = self.out_dir or Path(tmp) / "plots"
             for path in save_plots(rec, plots_dir):
                 self.client.log_artifact(run_id, str(path), "plots")
-        scripted = to_torchscript(rec.model, example)
-        model_uri = self._log_model(run_id, scripted, example)
+        if is_exported(rec.config):
+            model_uri = self._log_exported(run_id, rec.model.module, example)
+        else:
+            model_uri = self._log_model(run_id, to_torchscript(rec.model, example), example)
         self.client.set_tag(run_id, "autoquant.model_uri", model_uri)
         self.client.set_terminated(run_id, "FINISHED")
         return model_uri
@@ -328,6 +333,28 @@ class MlflowTracker:
                 serialization_format="pickle",
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
                 input_example=example.numpy(),
+                registered_model_name=self.register,
+            )
+        return info.model_uri
+
+    def _log_exported(self, run_id: str, module, example: torch.Tensor) -> str:
+        # torchao models: MLflow's default pt2 format (torch.export) holds them; torchao is a
+        # requirement of the logged model, its operators are in the graph.
+        import mlflow.pytorch
+        import torchao
+
+        mlflow.set_tracking_uri(self.uri)
+        batch = example if len(example) > 1 else torch.cat([example, example])
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pytorch.log_model(
+                module,
+                name="model",
+                serialization_format="pt2",
+                pip_requirements=[
+                    f"torch=={torch.__version__.split('+')[0]}",
+                    f"torchao=={torchao.__version__}",
+                ],
+                input_example=batch.numpy(),
                 registered_model_name=self.register,
             )
         return info.model_uri

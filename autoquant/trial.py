@@ -21,7 +21,14 @@ from typing import Any
 from autoquant.apply import apply
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
-from autoquant.evaluate import Scenario, make_metrics, measure_latency, score, serialized_size
+from autoquant.evaluate import (
+    Scenario,
+    make_metrics,
+    measure_latency,
+    reference_for,
+    score,
+    serialized_size,
+)
 from autoquant.tasks.base import Task
 
 # A trial is pruned when its drop on the first quarter of the validation data is beyond
@@ -68,6 +75,12 @@ class Evaluator:
     subset: list
     example: Any  # the input batch latency is timed on
     prune: bool = True
+    # The float model compiled on ``example`` (for candidates deployed compiled), made once.
+    compiled_float: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        # A compiled module does not cross processes; an isolated worker compiles its own.
+        return {**self.__dict__, "compiled_float": None}
 
     def __call__(self, config: QuantConfig) -> Outcome:
         task, baseline = self.task, self.baseline
@@ -76,6 +89,13 @@ class Evaluator:
             task.model, config, task.calibration_data, task.train_data, loss_fn=task.loss_fn
         )
         quantized_at = time.perf_counter()
+        # A candidate deployed compiled is compiled before it is scored (what runs is scored);
+        # the compile time counts in evaluate_seconds and is reported as compile_seconds.
+        reference, reference_name = reference_for(
+            quantized, task.model, self.example, self.compiled_float
+        )
+        if quantized.needs_compile:
+            self.compiled_float = reference
         outcome = Outcome(quantize_seconds=quantized_at - started, layer_map=quantized.layer_map)
         if self.prune:
             subset_drop = self.drop(
@@ -92,7 +112,7 @@ class Evaluator:
                 return outcome
         accuracy = score(quantized, task.validation_data, task.metric)
         timings = measure_latency(
-            {"float": task.model, "candidate": quantized}, self.example, self.scenario.threads
+            {"float": reference, "candidate": quantized}, self.example, self.scenario.threads
         )
         metrics = make_metrics(
             accuracy,
@@ -101,6 +121,8 @@ class Evaluator:
             serialized_size(quantized),
             baseline.size_bytes,
             self.scenario,
+            compile_seconds=quantized.compile_seconds,
+            reference=reference_name,
         )
         outcome.metrics = metrics.to_dict()
         outcome.evaluate_seconds = time.perf_counter() - quantized_at

@@ -61,7 +61,15 @@ def capabilities() -> list[dict[str, str | bool]]:
         for backend in BACKENDS:
             reason = method.unsupported_backends.get(backend, "")
             note = reason or method.notes.get(backend, "")
-            rows.append({"method": name, "backend": backend, "supported": not reason, "note": note})
+            rows.append(
+                {
+                    "method": name,
+                    "engine": method.engine,
+                    "backend": backend,
+                    "supported": not reason,
+                    "note": note,
+                }
+            )
     return rows
 
 

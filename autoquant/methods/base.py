@@ -28,6 +28,10 @@ class Method(abc.ABC):
         notes: Backend -> a restriction on the other fields (``unsupported_reason`` enforces it).
         needs_calibration: Whether calibration batches are fed through observers.
         needs_training: Whether training batches are required.
+        engine: The library that does the work: ``torch.ao`` (eager/FX, deprecated by torch)
+            or ``torchao`` (PT2E and ``quantize_``).
+        compiled: Whether the model is deployed through ``torch.compile`` (Inductor); such a
+            model is timed compiled, against the float model compiled the same way.
     """
 
     name: ClassVar[str]
@@ -37,10 +41,22 @@ class Method(abc.ABC):
     notes: ClassVar[dict[str, str]] = {}
     needs_calibration: ClassVar[bool] = False
     needs_training: ClassVar[bool] = False
+    engine: ClassVar[str] = "torch.ao"
+    compiled: ClassVar[bool] = False
 
     def unsupported_reason(self, config: QuantConfig) -> str | None:
         """Why ``config`` cannot work with this method, known before any work; None if it can."""
         return self.unsupported_backends.get(config.backend)
+
+    def deploys_compiled(self, config: QuantConfig) -> bool:
+        """Whether the model ``config`` gives is deployed (and timed) through torch.compile."""
+        return self.compiled
+
+    def layer_modes(self, quantized: nn.Module) -> dict[str, tuple[str, str]] | None:
+        """Layer name -> (mode, weight dtype) for the quantized layers of ``quantized``, for
+        methods whose result the module-type rules of ``autoquant.quantized`` cannot read (an
+        exported graph, tensor subclasses); None to use those rules."""
+        return None
 
     @abc.abstractmethod
     def quantize(

@@ -11,8 +11,10 @@ from autoquant import QuantConfig, UnsupportedError, apply, capabilities
 from autoquant.evaluate import score
 from tests.conftest import checksum
 
-SUPPORTED = [(r["method"], r["backend"]) for r in capabilities() if r["supported"]]
-UNSUPPORTED = [(r["method"], r["backend"]) for r in capabilities() if not r["supported"]]
+# The torch.ao engine's methods; the torchao ones are tested in test_torchao.py.
+TORCH_AO = [r for r in capabilities() if r["engine"] == "torch.ao"]
+SUPPORTED = [(r["method"], r["backend"]) for r in TORCH_AO if r["supported"]]
+UNSUPPORTED = [(r["method"], r["backend"]) for r in TORCH_AO if not r["supported"]]
 
 
 def config_for(method: str, backend: str, **fields) -> QuantConfig:

@@ -1,0 +1,86 @@
+"""torch.compile (Inductor) as autoquant uses it: weights frozen, one graph per input shape.
+
+torchao's PT2E models reach their int8 kernels only through Inductor, so they are deployed
+compiled, and a compiled model is only compared with the float model compiled the same way.
+Two settings were measured on this platform (torch 2.14.1, x86 CPU):
+
+- ``freezing``: without it Inductor on CPU ran resnet18 at 0.5x eager; with it the constant
+  weights are folded and prepacked, which is also what lowers PT2E's int8 patterns to oneDNN.
+- ``dynamic=False``: after a second input shape, automatic dynamic shapes made the frozen
+  convolution lowering fail ("expected size 32==32, stride 1==64"); a graph per shape works.
+
+Freezing is set with ``torch._inductor.config.patch`` around the first call: passed as
+``torch.compile(options=...)`` it made PT2E's lowering fail ("UnsupportedOperatorException:
+onednn.qconv_prepack.default"). A later input shape compiles again without freezing (correct,
+not tuned); autoquant only times the shape compiled here.
+
+Dynamo keeps one cache per ``forward`` code object, and every model of a study shares its
+model class's ``forward``: past its ``recompile_limit`` (8) a new compile silently runs eager
+(measured: the 9th MLP compiled in 0.00 s), and that code object then stays eager for good.
+So the limits are raised process-wide (never lowered) before autoquant's first compile, and a
+compile that produced no graph is an error, not a silent eager run.
+
+Measured: compiling PT2E's Transformer on a batch of one mutated the module's ``position``
+buffer in place and gave outputs 4.8 away from eager. So a copy is compiled (the module, the
+user's float model included, is never touched), and a compiled output that departs from the
+eager one is an error (``MAX_DEPARTURE``), not a fast wrong model.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import torch
+from torch import nn
+
+#: Inductor options of every compile autoquant does (see the module docstring).
+INDUCTOR_OPTIONS: dict[str, bool] = {"freezing": True}
+
+#: Largest allowed |compiled - eager| on the example, as a share of the largest |eager| output
+#: (int8 kernels round differently from the reference graph, far less than this).
+MAX_DEPARTURE = 0.1
+
+#: Dynamo cache limits during autoquant's compiles: one entry per trial's model, many trials.
+DYNAMO_LIMITS: dict[str, int] = {"recompile_limit": 100_000, "accumulated_recompile_limit": 100_000}
+
+
+def compile_module(module: nn.Module, example: torch.Tensor) -> tuple[nn.Module, float]:
+    """Compile ``module`` with Inductor and run it once on ``example``.
+
+    torch.compile is lazy: the work happens on the first call, so that call is what is timed.
+    Another input shape compiles again (``dynamic=False``), at its first call.
+
+    Args:
+        module: The module to compile (it is not changed; the compiled one wraps it).
+        example: An input batch of the shape the model will be timed on.
+
+    Returns:
+        The compiled module and the seconds its first compilation took.
+    """
+    from torch._dynamo.utils import counters
+
+    for name, limit in DYNAMO_LIMITS.items():
+        # Process-wide: scoring compiles other shapes later, outside this function.
+        setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), limit))
+    compiled = torch.compile(copy.deepcopy(module), dynamic=False)
+    graphs = counters["stats"]["unique_graphs"]
+    started = time.perf_counter()
+    with torch._inductor.config.patch(INDUCTOR_OPTIONS), torch.no_grad():
+        compiled(example)
+    seconds = time.perf_counter() - started
+    with torch.no_grad():
+        got, expected = compiled(example), module(example)
+    departure = float((got - expected).abs().max())
+    if departure > MAX_DEPARTURE * float(expected.abs().max()) + 1e-4:
+        raise RuntimeError(
+            f"torch.compile changed what {type(module).__name__} computes: on the example "
+            f"(shape {tuple(example.shape)}) its output is up to {departure:.3g} away from eager "
+            f"(largest eager output {float(expected.abs().max()):.3g}); not used."
+        )
+    if counters["stats"]["unique_graphs"] == graphs:
+        raise RuntimeError(
+            f"torch.compile produced no graph for {type(module).__name__} (it would run eager "
+            f"and be timed as compiled); see torch._dynamo's logs for why."
+        )
+    return compiled, seconds
