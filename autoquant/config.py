@@ -20,6 +20,9 @@ CONFIG_VERSION = 1
 
 _OWNER = "QuantConfig"
 
+#: ``compile`` values: run eagerly, or through torch.compile with Inductor (weights frozen).
+COMPILE_MODES = ("off", "inductor")
+
 
 @dataclasses.dataclass(frozen=True)
 class QuantConfig:
@@ -36,6 +39,10 @@ class QuantConfig:
         calibration_batches: Number of calibration batches fed through the observers.
         qat_epochs: Epochs of fake-quant fine-tuning (``qat_int8`` only).
         qat_lr: Learning rate of that fine-tuning.
+        compile: ``off`` or ``inductor``: deploy through ``torch.compile`` (Inductor, weights
+            frozen; ``autoquant.compile``). Only methods whose models Inductor can run take it
+            (``fp32``; the torchao methods are always compiled): torch.ao's quantized kernels
+            cannot be compiled.
         version: Schema version of this config.
     """
 
@@ -49,6 +56,7 @@ class QuantConfig:
     calibration_batches: int = 8
     qat_epochs: int = 1
     qat_lr: float = 1e-4
+    compile: str = "off"
     version: int = CONFIG_VERSION
 
     def __post_init__(self) -> None:
@@ -72,6 +80,7 @@ class QuantConfig:
         check_int(_OWNER, "calibration_batches", self.calibration_batches, low=1)
         check_int(_OWNER, "qat_epochs", self.qat_epochs, low=1)
         check_float(_OWNER, "qat_lr", self.qat_lr, low=0.0, high=1.0, low_open=True)
+        check_choice(_OWNER, "compile", self.compile, COMPILE_MODES)
         check_int(_OWNER, "version", self.version, low=1)
         if self.version > CONFIG_VERSION:
             raise ConfigError(
@@ -145,4 +154,5 @@ class QuantConfig:
             if field in used and getattr(self, field) != getattr(default, field):
                 parts.append(text)
         parts += [f"float:{len(self.keep_float)}"] if self.keep_float else []
+        parts += ["compiled"] if self.compile != "off" else []
         return " ".join(parts)

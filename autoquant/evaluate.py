@@ -25,25 +25,51 @@ from autoquant.data import check_reiterable, inputs_of, targets_of
 from autoquant.errors import ConfigError, DataError
 from autoquant.quantized import QuantizedModel
 
+#: What a scenario's speedups are measured against: the float model run eagerly (what most
+#: deployments do) or compiled with Inductor (for a user who already compiles float).
+BASELINES = ("eager", "compiled")
+
 
 @dataclasses.dataclass(frozen=True)
 class Scenario:
-    """How the model will be served: examples per call and CPU threads."""
+    """How the model will be served: examples per call, CPU threads, and the float model the
+    speedups are measured against (``baseline``: ``eager`` or ``compiled``)."""
 
     batch_size: int = 1
     threads: int = 1
+    baseline: str = "eager"
 
     def __post_init__(self) -> None:
         check_int("Scenario", "batch_size", self.batch_size, low=1)
         check_int("Scenario", "threads", self.threads, low=1)
+        if self.baseline not in BASELINES:
+            raise ConfigError(
+                f"The 'baseline' parameter of Scenario must be one of {list(BASELINES)}. "
+                f"Got {self.baseline!r} instead."
+            )
 
     @property
     def name(self) -> str:
-        return f"bs{self.batch_size}-t{self.threads}"
+        suffix = "-compiled" if self.baseline == "compiled" else ""
+        return f"bs{self.batch_size}-t{self.threads}{suffix}"
+
+    @property
+    def reference(self) -> str:
+        """The name of the float model speedups are measured against."""
+        return "compiled float" if self.baseline == "compiled" else "float"
 
 
-#: Built-in deployment scenarios: one request at a time on one thread, and throughput.
-SCENARIOS = {"bs1-t1": Scenario(1, 1), "bs64-t2": Scenario(64, 2)}
+#: Built-in deployment scenarios: one request at a time on one thread, and throughput; each
+#: against eager float (default) or against float compiled with Inductor.
+SCENARIOS = {
+    s.name: s
+    for s in [
+        Scenario(1, 1),
+        Scenario(64, 2),
+        Scenario(1, 1, "compiled"),
+        Scenario(64, 2, "compiled"),
+    ]
+}
 
 
 def get_scenario(name: str | Scenario) -> Scenario:
@@ -191,26 +217,31 @@ def measure_latency(
     return result
 
 
-def reference_for(
+def timed_models(
     model: nn.Module,
     float_model: nn.Module,
     example: torch.Tensor,
+    scenario: Scenario,
     compiled_float: nn.Module | None = None,
-) -> tuple[nn.Module, str]:
-    """The float model ``model`` is timed against, and its name in Metrics.reference.
+) -> tuple[dict[str, nn.Module], nn.Module | None]:
+    """The models one candidate is timed with: ``float`` (eager), ``candidate``, and
+    ``compiled float`` when the candidate is deployed compiled or the scenario's baseline is
+    compiled float, so every speedup is against the same baseline and, where compile is
+    involved, against compiled float as well.
 
     A candidate deployed through torch.compile (``QuantizedModel.needs_compile``) is compiled
-    here on ``example`` if it is not yet, and compared with the float model compiled the same
-    way: Inductor speeds float models up too, and the question is what quantization adds.
-    ``compiled_float`` is reused when given (compiled on the same example's shape).
+    here on ``example`` if it is not yet. ``compiled_float`` is reused when given (compiled on
+    the same example's shape); returns the models and the compiled float (or None).
     """
-    if not (isinstance(model, QuantizedModel) and model.needs_compile):
-        return float_model, "float"
-    if model.compiled is None:
+    compiled = isinstance(model, QuantizedModel) and model.needs_compile
+    if compiled and model.compiled is None:
         model.compile(example)
-    if compiled_float is None:
-        compiled_float, _ = compile_module(float_model, example)
-    return compiled_float, "compiled float"
+    models = {"float": float_model, "candidate": model}
+    if compiled or scenario.baseline == "compiled":
+        if compiled_float is None:
+            compiled_float, _ = compile_module(float_model, example)
+        models["compiled float"] = compiled_float
+    return models, compiled_float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,8 +250,10 @@ class Metrics:
 
     ``drop_points`` is the metric's drop in points (hundredths of the [0, 1] score);
     ``speedup`` is float latency / candidate latency (above 1 is faster), where the float
-    model is ``reference``: ``float`` (eager) or ``compiled float`` for a candidate deployed
-    through torch.compile, whose first compilation took ``compile_seconds``.
+    model is the scenario's baseline, ``reference``: ``float`` (eager) or ``compiled float``.
+    Where compile is involved (the candidate or the baseline is compiled) both figures are
+    kept: ``speedup_vs_eager`` and ``speedup_vs_compiled``. ``compile_seconds`` is what the
+    candidate's first compilation took.
     """
 
     accuracy: float
@@ -237,6 +270,8 @@ class Metrics:
     scenario: str
     compile_seconds: float = 0.0
     reference: str = "float"
+    speedup_vs_eager: float | None = None
+    speedup_vs_compiled: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -251,24 +286,30 @@ def make_metrics(
     scenario: Scenario,
     *,
     compile_seconds: float = 0.0,
-    reference: str = "float",
 ) -> Metrics:
+    """Metrics from ``timings`` of ``float``, ``candidate`` and (optionally) ``compiled
+    float``; the speedup is against the scenario's baseline."""
     drop = float_accuracy - accuracy
+    candidate = timings["candidate"].median_ms
+    baseline = timings[scenario.reference].median_ms
+    compiled = timings.get("compiled float")
     return Metrics(
         accuracy=accuracy,
         float_accuracy=float_accuracy,
         drop_points=100 * drop,
         drop_relative=drop / float_accuracy if float_accuracy else 0.0,
-        latency_ms=timings["candidate"].median_ms,
+        latency_ms=candidate,
         latency_spread_ms=timings["candidate"].spread_ms,
-        float_latency_ms=timings["float"].median_ms,
-        speedup=timings["float"].median_ms / timings["candidate"].median_ms,
+        float_latency_ms=baseline,
+        speedup=baseline / candidate,
         size_bytes=size_bytes,
         float_size_bytes=float_size_bytes,
         size_ratio=size_bytes / float_size_bytes,
         scenario=scenario.name,
         compile_seconds=compile_seconds,
-        reference=reference,
+        reference=scenario.reference,
+        speedup_vs_eager=timings["float"].median_ms / candidate if compiled else None,
+        speedup_vs_compiled=compiled.median_ms / candidate if compiled else None,
     )
 
 
@@ -292,9 +333,9 @@ def evaluate(
     if float_size_bytes is None:
         float_size_bytes = serialized_size(float_model)
     example = example_batch(data, scenario.batch_size)
-    reference, reference_name = reference_for(model, float_model, example)
+    models, _ = timed_models(model, float_model, example, scenario)
     accuracy = score(model, data, metric)
-    timings = measure_latency({"float": reference, "candidate": model}, example, scenario.threads)
+    timings = measure_latency(models, example, scenario.threads)
     return make_metrics(
         accuracy,
         float_accuracy,
@@ -303,5 +344,4 @@ def evaluate(
         float_size_bytes,
         scenario,
         compile_seconds=getattr(model, "compile_seconds", 0.0),
-        reference=reference_name,
     )

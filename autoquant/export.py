@@ -1,5 +1,10 @@
-"""Save a quantized model as TorchScript (torch.ao) or torch.export ``.pt2`` (torchao), with its
-state_dict and config JSON, and load it back."""
+"""Save a quantized model as TorchScript (torch.ao) or torch.export ``.pt2`` (torchao, and any
+model deployed compiled), with its state_dict and config JSON, and load it back.
+
+A model whose speed comes from torch.compile (the torchao methods, ``compile: inductor``) is
+saved with ``model.compile.md``, the compile settings and how to apply them, and ``load``
+compiles it again: a saved file never silently runs at eager speed.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,29 @@ MODEL_FILE = "model.pt"
 EXPORTED_FILE = "model.pt2"
 STATE_FILE = "state_dict.pt"
 CONFIG_FILE = "config.json"
+COMPILE_NOTE_FILE = "model.compile.md"
+
+
+def deploys_compiled(config: QuantConfig) -> bool:
+    """Whether ``config``'s models get their speed from torch.compile."""
+    from autoquant.methods import get_method
+
+    return get_method(config.method).deploys_compiled(config)
+
+
+def compile_note(config: QuantConfig) -> str:
+    """How to run a compiled recommendation at the speed it was measured at."""
+    from autoquant.compile import INDUCTOR_OPTIONS
+
+    return (
+        f"# Deploy compiled\n\n`{config.label()}` was measured compiled with torch.compile "
+        f"(Inductor, options {INDUCTOR_OPTIONS}, dynamic=False); run eagerly it loses that "
+        "speed. `autoquant.load(folder)` compiles it again. By hand:\n\n"
+        "```python\nimport torch\n\nprogram = torch.export.load('model.pt2')\n"
+        "model = torch.compile(program.module(), dynamic=False)\n"
+        f"with torch._inductor.config.patch({INDUCTOR_OPTIONS}), torch.no_grad():\n"
+        "    model(example)  # the first call compiles (seconds); later calls are fast\n```\n"
+    )
 
 
 def is_exported(config: QuantConfig) -> bool:
@@ -25,7 +53,7 @@ def is_exported(config: QuantConfig) -> bool:
     than TorchScript (which cannot hold torchao's graphs and tensor subclasses)."""
     from autoquant.methods import get_method
 
-    return get_method(config.method).engine == "torchao"
+    return get_method(config.method).engine == "torchao" or deploys_compiled(config)
 
 
 def to_exported(model: QuantizedModel, example: torch.Tensor) -> torch.export.ExportedProgram:
@@ -72,25 +100,43 @@ def save(
     torch.save(model.module.state_dict(), paths["state_dict"])
     info = {"config": model.config.to_dict(), "layer_map": model.layer_map, **(extra or {})}
     paths["config"].write_text(json.dumps(info, indent=2, default=str))
+    if deploys_compiled(model.config):
+        paths["compile_note"] = out / COMPILE_NOTE_FILE
+        paths["compile_note"].write_text(compile_note(model.config))
     return paths
 
 
 class LoadedModel(nn.Module):
     """A model saved by autoquant (TorchScript or torch.export), run on the engine it was
-    quantized for."""
+    quantized for; compiled again, as it was measured, when its config deploys compiled."""
 
-    def __init__(self, scripted: nn.Module, config: QuantConfig) -> None:
+    def __init__(self, scripted: nn.Module, config: QuantConfig, compile: bool = True) -> None:
         super().__init__()
         self.scripted = scripted
         self.config = config
+        self._compile_pending = compile and deploys_compiled(config)
+        if self._compile_pending:
+            self.scripted = torch.compile(scripted, dynamic=False)
 
     def forward(self, *args):
+        from autoquant.compile import INDUCTOR_OPTIONS
+
         with quantized_engine(self.config.backend):
+            if self._compile_pending:  # the first call compiles, with the measured settings
+                self._compile_pending = False
+                with torch._inductor.config.patch(INDUCTOR_OPTIONS):
+                    return self.scripted(*args)
             return self.scripted(*args)
 
 
-def load(path: str | Path) -> LoadedModel:
-    """Load a model saved by ``save`` (or ``autoquant search --out``)."""
+def load(path: str | Path, compile: bool = True) -> LoadedModel:
+    """Load a model saved by ``save`` (or ``autoquant search --out``).
+
+    Args:
+        path: The folder ``save`` wrote.
+        compile: Compile a model that was measured compiled (``model.compile.md``) again, with
+            the same settings, on its first call; False runs the saved graph eagerly.
+    """
     folder = Path(path)
     has_model = (folder / MODEL_FILE).is_file() or (folder / EXPORTED_FILE).is_file()
     if not has_model or not (folder / CONFIG_FILE).is_file():
@@ -102,9 +148,10 @@ def load(path: str | Path) -> LoadedModel:
     config = QuantConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text())["config"])
     if (folder / EXPORTED_FILE).is_file():
         import torchao  # noqa: F401 - registers the torchao operators the graph calls
+        # (compiled float models need no torchao, but the import is cheap and harmless)
 
         program = torch.export.load(folder / EXPORTED_FILE)
-        return LoadedModel(program.module(), config)
+        return LoadedModel(program.module(), config, compile)
     with quantized_engine(config.backend):
         scripted = torch.jit.load(str(folder / MODEL_FILE), map_location="cpu")
     return LoadedModel(scripted.eval(), config)

@@ -37,6 +37,7 @@ def config_features(config: QuantConfig) -> list[float]:
         float(config.qscheme == "symmetric"),
         float(config.reduce_range),
         float(len(config.keep_float)),
+        float(config.compile != "off"),
     ]
 
 
@@ -173,8 +174,10 @@ def space_configs(space: SearchSpace) -> list[QuantConfig]:
                 calibration_batches=max(space.calibration_batches),
                 qat_epochs=space.qat_epochs[0],
                 qat_lr=space.qat_lr[0],
-            ).canonical()
-            configs[config.to_json()] = config
+            )
+            for compile_mode in space.compile if "compile" in impl.uses else ["off"]:
+                variant = dataclasses.replace(config, compile=compile_mode).canonical()
+                configs[variant.to_json()] = variant
     return list(configs.values())
 
 

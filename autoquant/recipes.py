@@ -17,6 +17,10 @@ PLAIN_RECIPES: dict[str, QuantConfig] = {
     "static int8 x86 per-channel": QuantConfig(method="static_int8", backend="x86"),
 }
 
+#: The option that loses nothing: the float model compiled with Inductor (weights frozen). A
+#: study whose space offers ``compile: inductor`` tries it among its first trials.
+COMPILED_FLOAT = QuantConfig(method="fp32", compile="inductor")
+
 #: The demo's fixed configurations: every method, and static int8 on every backend.
 DEMO_CONFIGS: dict[str, QuantConfig] = {
     "float (fp32)": QuantConfig(method="fp32"),

@@ -18,9 +18,9 @@ from autoquant.evaluate import (
     example_batch,
     make_metrics,
     measure_latency,
-    reference_for,
     score,
     serialized_size,
+    timed_models,
 )
 from autoquant.quantized import QuantizedModel
 from autoquant.tasks.base import Task
@@ -180,6 +180,8 @@ def _rank(records: list[TrialRecord], objective: str) -> list[TrialRecord]:
 
 def _describe(config: QuantConfig) -> str:
     if config.method == "fp32":
+        if config.compile == "inductor":
+            return "the float model compiled with Inductor (weights frozen), no quantization"
         return "the float model (no quantization)"
     text = f"{config.method} on {config.backend}"
     if config.method in ("static_int8", "qat_int8"):
@@ -187,6 +189,8 @@ def _describe(config: QuantConfig) -> str:
             f" with a {config.activation_observer} activation observer, "
             f"{config.weight_observer.replace('_', ' ')} weights ({config.qscheme})"
         )
+        if not config.reduce_range:
+            text += ", full 8-bit activation range"
     if config.keep_float:
         text += (
             f", {len(config.keep_float)} layer(s) kept in float ({', '.join(config.keep_float)})"
@@ -236,10 +240,9 @@ def final_round(
                     task.train_data,
                     loss_fn=task.loss_fn,
                 )
-                if finalist.model.needs_compile:
-                    compiled_float, _ = reference_for(
-                        finalist.model, task.model, example, compiled_float
-                    )
+                _, compiled_float = timed_models(
+                    finalist.model, task.model, example, scenario, compiled_float
+                )
                 accuracy[id(finalist)] = score(finalist.model, data, task.metric)
         except Exception as err:  # noqa: BLE001 - a recipe that cannot run is shown as failed
             finalist.model = None
@@ -259,16 +262,17 @@ def final_round(
     float_accuracy = score(task.model, data, task.metric)
     float_size = serialized_size(task.model)
     for i, finalist in enumerate(built):
-        reference = "compiled float" if finalist.model.needs_compile else "float"
+        own = {"float": timings["float"], "candidate": timings[str(i)]}
+        if finalist.model.needs_compile or scenario.baseline == "compiled":
+            own["compiled float"] = timings["compiled float"]
         finalist.metrics = make_metrics(
             accuracy[id(finalist)],
             float_accuracy,
-            {"float": timings[reference], "candidate": timings[str(i)]},
+            own,
             serialized_size(finalist.model),
             float_size,
             scenario,
             compile_seconds=finalist.model.compile_seconds,
-            reference=reference,
         )
 
 
@@ -343,7 +347,8 @@ def recommend(
         ranked = _rank([with_final_speed(f) for f in contenders], objective)
         chosen = by_number[ranked[0].number]
         is_feasible = True
-        if objective == "latency" and chosen.metrics.speedup < 1 and chosen.config.method != "fp32":
+        plain_float = chosen.config.canonical() == QuantConfig(method="fp32")
+        if objective == "latency" and chosen.metrics.speedup < 1 and not plain_float:
             smallest = min(feasible, key=lambda r: r.metrics.size_ratio)
             note = (
                 f" No quantized configuration was faster than float under {scenario.name} (the "
@@ -353,6 +358,12 @@ def recommend(
                 f"{smallest.metrics.speedup:.2f}x the speed)."
             )
             chosen = float_entry
+        if chosen.config.method == "fp32" and chosen.config.compile == "inductor":
+            note += (
+                " No quantization was needed: compiling the float model loses nothing and was the "
+                "fastest within the budget. Deploy it compiled (model.compile.md says how); an "
+                "eager copy of it runs at float speed."
+            )
     elif contenders:
         is_feasible = False
         chosen = contenders[0]
@@ -374,10 +385,16 @@ def recommend(
         if is_feasible and not note
         else (f"{tally[0].upper()}{tally[1:]}.")
     )
+    against = "compiled float" if scenario.baseline == "compiled" else "float"
+    if chosen.metrics.speedup_vs_compiled is not None and scenario.baseline == "eager":
+        against += f" ({chosen.metrics.speedup_vs_compiled:.2f}x compiled float)"
+    elif chosen.metrics.speedup_vs_eager is not None and scenario.baseline == "compiled":
+        against += f" ({chosen.metrics.speedup_vs_eager:.2f}x eager float)"
     explanation = (
         f"Recommended: {_describe(chosen.config)}. In the final head-to-head timing it runs "
-        f"{chosen.metrics.speedup:.2f}x the speed of float at {chosen.metrics.size_ratio:.2f}x "
-        f"the size; its validation drop was {budget.drop(metrics):.2f}{unit} (budget {budget})."
+        f"{chosen.metrics.speedup:.2f}x the speed of {against} at "
+        f"{chosen.metrics.size_ratio:.2f}x the size; its validation drop was "
+        f"{budget.drop(metrics):.2f}{unit} (budget {budget})."
         f" {why}{note}"
     )
     if test_metrics is not None:

@@ -43,6 +43,7 @@ class SearchSpace:
     calibration_batches: tuple[int, ...] = (8,)
     qat_epochs: tuple[int, ...] = (1,)
     qat_lr: tuple[float, float] = (1e-4, 1e-4)
+    compile: tuple[str, ...] = ("off",)
     layer_mode: str = "none"
     max_float: int = 0
     description: str = ""
@@ -100,9 +101,19 @@ class SearchSpace:
             fields["qat_lr"] = (
                 low if low == high else trial.suggest_float("qat_lr", low, high, log=True)
             )
+        if "compile" in uses:
+            fields["compile"] = trial.suggest_categorical("compile", list(self.compile))
         if "keep_float" in uses:
             fields["keep_float"] = self._suggest_float_layers(trial, layers, sensitive_first)
         return QuantConfig(**fields)
+
+    def compile_skipped(self, method: str) -> str | None:
+        """Why this space's ``compile: inductor`` does not apply to ``method`` (None if it
+        does, or the space does not offer it)."""
+        impl = get_method(method)
+        if "inductor" in self.compile and impl.compile_support == "no":
+            return impl.no_compile_reason
+        return None
 
     def params_for(
         self, config: QuantConfig, layers: Sequence[str], sensitive_first: Sequence[str] = ()
@@ -140,6 +151,12 @@ class SearchSpace:
             )
         if "qat_lr" in uses and self.qat_lr[0] != self.qat_lr[1]:
             params["qat_lr"] = min(max(config.qat_lr, self.qat_lr[0]), self.qat_lr[1])
+        if "compile" in uses:
+            if config.compile not in self.compile:
+                return None
+            params["compile"] = config.compile
+        elif config.compile != "off":
+            return None
         if "keep_float" in uses:
             keep = config.keep_float
             if self.layer_mode == "per_layer" and set(keep) <= set(layers):
@@ -219,6 +236,7 @@ class _SpaceReader:
         "qschemes",
         "reduce_range",
         "calibration_batches",
+        "compile",
         "qat",
         "layers",
     }
@@ -276,6 +294,10 @@ class _SpaceReader:
         fields["qschemes"] = self.choices(data, "qschemes", list(QSCHEMES), ["affine"])
         fields["reduce_range"] = self.choices(data, "reduce_range", [True, False], [True])
         fields["calibration_batches"] = self.int_list(data, "calibration_batches", [8])
+        if isinstance(data.get("compile"), list):
+            # YAML 1.1 reads a bare `off` as false: take it as the word the user wrote
+            data = {**data, "compile": ["off" if v is False else v for v in data["compile"]]}
+        fields["compile"] = self.choices(data, "compile", ["off", "inductor"], ["off"])
         fields.update(self.read_qat(data.get("qat", {})))
         fields.update(self.read_layers(data.get("layers", {})))
         self.check_methods_have_backends(fields)

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import re
+import signal
 import threading
 import time
 import warnings
@@ -40,7 +41,7 @@ from autoquant.evaluate import (
 from autoquant.layers import quantizable_layers
 from autoquant.methods import get_method
 from autoquant.prior import prior_candidates
-from autoquant.recipes import PLAIN_RECIPES
+from autoquant.recipes import COMPILED_FLOAT, PLAIN_RECIPES
 from autoquant.recommend import Recommendation, TrialRecord, recommend
 from autoquant.repair import RecoveryLadder
 from autoquant.sensitivity import cached_sensitivity
@@ -192,6 +193,9 @@ class Objective:
         trial.set_user_attr("config", config.to_dict())
         trial.set_user_attr("config_key", key)
         trial.set_user_attr("label", config.label())
+        skipped = self.space.compile_skipped(config.method)
+        if skipped:
+            trial.set_user_attr("compile_skipped", skipped)
         with self._lock:
             if key not in self._seen:
                 self._remember(trial.study)  # other workers may have measured it meanwhile
@@ -205,6 +209,10 @@ class Objective:
             self._log(trial, config, "pruned", started)
             raise
         except Exception as err:
+            if _INTERRUPTED.is_set():
+                # Ctrl-C during torch.compile comes back wrapped in a compile error: it is
+                # still the user stopping the study, not a failed configuration.
+                raise KeyboardInterrupt from err
             trial.set_user_attr("failure", f"{type(err).__name__}: {str(err).strip()[:500]}")
             with self._lock:
                 if self._seen.get(key) == trial.number:
@@ -258,6 +266,15 @@ class Objective:
         }
         picked = [values[name] for name in OBJECTIVES[self.objective]]
         return picked if len(picked) > 1 else picked[0]
+
+
+_INTERRUPTED = threading.Event()
+
+
+def _on_interrupt(signum, frame) -> None:
+    """Ctrl-C: remember it (libraries may wrap the KeyboardInterrupt), then raise it."""
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
 
 
 def _wait_finished(
@@ -419,6 +436,9 @@ class SearchSession:
             callbacks.append(optuna.study.MaxTrialsCallback(self.n_trials, states=FINISHED))
             remaining = None
         bar = _ProgressBar(self.n_trials, done, self.runner.budget) if progress else None
+        _INTERRUPTED.clear()
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, _on_interrupt) if main else None
         try:
             self.study.optimize(
                 self.runner,
@@ -429,6 +449,8 @@ class SearchSession:
                 callbacks=callbacks + ([bar] if bar else []),
             )
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
             if bar:
                 bar.close()
         return len(ran)
@@ -520,7 +542,11 @@ def open_search(
     if not study.get_trials(deepcopy=False) and warm_start != "none":
         first = runner.prior_configs() if warm_start == "rules" else list(warm_start)
         enqueue(
-            study, space, runner.layers, runner.sensitive_first, [*first, *PLAIN_RECIPES.values()]
+            study,
+            space,
+            runner.layers,
+            runner.sensitive_first,
+            [*first, *PLAIN_RECIPES.values(), COMPILED_FLOAT],
         )
     if tracker:
         tracker.start_study(study, runner)

@@ -226,8 +226,10 @@ class MlflowTracker:
             tags["autoquant.duplicate_of"] = str(attrs["duplicate_of"])
         if "repair_of" in attrs:
             tags["autoquant.repair_of"] = str(attrs["repair_of"])
-        if metrics and metrics.get("reference", "float") != "float":
-            tags["autoquant.timed_against"] = metrics["reference"]
+        if metrics:
+            tags["autoquant.timed_against"] = metrics.get("reference", "float")
+        if "compile_skipped" in attrs:
+            tags["autoquant.compile_skipped"] = attrs["compile_skipped"]
         now = int(time.time() * 1000)
         start = int(started * 1000) if started else now
         with self._lock:
@@ -253,6 +255,9 @@ class MlflowTracker:
                     "compile_seconds": metrics.get("compile_seconds", 0.0),
                     "constraint_violation": violation,
                 }
+                for key in ("speedup_vs_eager", "speedup_vs_compiled"):
+                    if metrics.get(key) is not None:  # where compile is involved: both figures
+                        logged[key] = metrics[key]
                 logged = [Metric(k, float(v), now, 0) for k, v in logged.items()]
             for key in ("quantize_seconds", "evaluate_seconds", "subset_drop"):
                 if key in attrs:
@@ -268,7 +273,13 @@ class MlflowTracker:
     def finish_study(self, study: optuna.Study, rec, example: torch.Tensor | None = None) -> str:
         """Log the recommendation (config, metrics, explanation, model, plots) on the parent
         run and end it. Returns the logged model's URI."""
-        from autoquant.export import is_exported, save, to_torchscript
+        from autoquant.export import (
+            compile_note,
+            deploys_compiled,
+            is_exported,
+            save,
+            to_torchscript,
+        )
         from autoquant.plots import save_plots
 
         run_id = self.parent_run_id
@@ -301,6 +312,8 @@ class MlflowTracker:
         )
         self.client.log_dict(run_id, rec.config.to_dict(), "recommendation/config.json")
         self.client.log_text(run_id, rec.explanation, "recommendation/explanation.md")
+        if deploys_compiled(rec.config):
+            self.client.log_text(run_id, compile_note(rec.config), "recommendation/compile.md")
         if example is None:
             example = next(iter(rec.model.parameters()), torch.zeros(1)).new_zeros(1)
         with tempfile.TemporaryDirectory() as tmp:

@@ -25,9 +25,9 @@ from autoquant.evaluate import (
     Scenario,
     make_metrics,
     measure_latency,
-    reference_for,
     score,
     serialized_size,
+    timed_models,
 )
 from autoquant.tasks.base import Task
 
@@ -91,11 +91,10 @@ class Evaluator:
         quantized_at = time.perf_counter()
         # A candidate deployed compiled is compiled before it is scored (what runs is scored);
         # the compile time counts in evaluate_seconds and is reported as compile_seconds.
-        reference, reference_name = reference_for(
-            quantized, task.model, self.example, self.compiled_float
+        # Compiled float (a reference) is compiled once per study.
+        models, self.compiled_float = timed_models(
+            quantized, task.model, self.example, self.scenario, self.compiled_float
         )
-        if quantized.needs_compile:
-            self.compiled_float = reference
         outcome = Outcome(quantize_seconds=quantized_at - started, layer_map=quantized.layer_map)
         if self.prune:
             subset_drop = self.drop(
@@ -111,9 +110,7 @@ class Evaluator:
                 )
                 return outcome
         accuracy = score(quantized, task.validation_data, task.metric)
-        timings = measure_latency(
-            {"float": reference, "candidate": quantized}, self.example, self.scenario.threads
-        )
+        timings = measure_latency(models, self.example, self.scenario.threads)
         metrics = make_metrics(
             accuracy,
             baseline.accuracy,
@@ -122,7 +119,6 @@ class Evaluator:
             baseline.size_bytes,
             self.scenario,
             compile_seconds=quantized.compile_seconds,
-            reference=reference_name,
         )
         outcome.metrics = metrics.to_dict()
         outcome.evaluate_seconds = time.perf_counter() - quantized_at

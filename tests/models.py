@@ -64,3 +64,19 @@ class CrashingCNN(nn.Module):
         if os.environ.get("AUTOQUANT_TEST_CRASH") and torch.backends.quantized.engine == "fbgemm":
             os.kill(os.getpid(), signal.SIGSEGV)
         return self.net(x)
+
+
+class ManyOpsMLP(nn.Module):
+    """The zoo MLP behind 300 tiny elementwise ops that cancel out: eager pays one kernel call
+    each, torch.compile fuses them into one, so compiled float is far faster than eager."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = load_zoo_model("mlp", log=lambda _: None)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(150):
+            x = x * 1.001
+            x = x / 1.001
+        return self.mlp(x)

@@ -68,6 +68,10 @@ def capabilities() -> list[dict[str, str | bool]]:
                     "backend": backend,
                     "supported": not reason,
                     "note": note,
+                    "compile": method.compile_support,
+                    "compile_note": method.no_compile_reason
+                    if method.compile_support == "no"
+                    else "",
                 }
             )
     return rows

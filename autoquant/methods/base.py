@@ -11,6 +11,13 @@ from torch import nn
 
 from autoquant.config import QuantConfig
 
+#: Measured with torch 2.14.1: torch.compile of a torch.ao quantized model falls back to eager
+#: ("quantized nyi in meta tensors"), so it would be timed as compiled and gain nothing.
+TORCH_AO_CANNOT_COMPILE = (
+    "torch.compile cannot run torch.ao's quantized kernels (they fall back to eager: "
+    "'quantized nyi in meta tensors'); the model runs uncompiled"
+)
+
 
 class Method(abc.ABC):
     """A way to quantize a model, registered under ``name`` with ``@register_method``.
@@ -43,14 +50,24 @@ class Method(abc.ABC):
     needs_training: ClassVar[bool] = False
     engine: ClassVar[str] = "torch.ao"
     compiled: ClassVar[bool] = False
+    #: Why ``compile: inductor`` cannot apply to this method's models (empty when it can).
+    no_compile_reason: ClassVar[str] = TORCH_AO_CANNOT_COMPILE
 
     def unsupported_reason(self, config: QuantConfig) -> str | None:
         """Why ``config`` cannot work with this method, known before any work; None if it can."""
         return self.unsupported_backends.get(config.backend)
 
     def deploys_compiled(self, config: QuantConfig) -> bool:
-        """Whether the model ``config`` gives is deployed (and timed) through torch.compile."""
-        return self.compiled
+        """Whether the model ``config`` gives is deployed (and timed) through torch.compile:
+        always for a ``compiled`` method, on ``compile: inductor`` for one that ``uses`` it."""
+        return self.compiled or ("compile" in self.uses and config.compile == "inductor")
+
+    @property
+    def compile_support(self) -> str:
+        """``always``, ``optional`` (the ``compile`` field decides) or ``no``."""
+        if self.compiled:
+            return "always"
+        return "optional" if "compile" in self.uses else "no"
 
     def layer_modes(self, quantized: nn.Module) -> dict[str, tuple[str, str]] | None:
         """Layer name -> (mode, weight dtype) for the quantized layers of ``quantized``, for

@@ -7,7 +7,12 @@ from autoquant.methods.base import Method
 @register_method
 class Float32(Method):
     name = "fp32"
-    summary = "No quantization: the float model, the baseline every candidate is compared with."
+    summary = (
+        "No quantization: the float model (with compile: inductor, compiled with weights "
+        "frozen), the baseline every candidate is compared with."
+    )
+    uses = frozenset({"compile"})
+    no_compile_reason = ""
 
     def quantize(self, model, config, **_):
         return model

@@ -1,0 +1,92 @@
+"""Compile-aware recommendation: compiled float as a candidate and as a baseline."""
+
+import pytest
+import torch
+
+from autoquant import QuantConfig, apply, capabilities, load
+from autoquant.evaluate import get_scenario, score, serialized_size
+from autoquant.export import COMPILE_NOTE_FILE, EXPORTED_FILE, save
+from autoquant.methods.base import TORCH_AO_CANNOT_COMPILE
+from autoquant.space import parse_space
+from autoquant.study import open_search, search
+from autoquant.tasks import digits_task
+from autoquant.trial import Baseline, Evaluator
+from tests.models import ManyOpsMLP
+
+COMPILED_FLOAT = QuantConfig(method="fp32", compile="inductor")
+
+SPACE = parse_space(
+    "methods: [fp32, dynamic_int8]\nbackends: [x86]\nweight_observers: [per_channel_minmax]\n"
+    "compile: [off, inductor]\n",
+    name="compile-test",
+)
+
+
+def evaluator(task, scenario):
+    accuracy = score(task.model, task.validation_data, task.metric)
+    baseline = Baseline(accuracy, accuracy, serialized_size(task.model))
+    example = next(iter(task.validation_data))[0][: get_scenario(scenario).batch_size]
+    return Evaluator(task, None, get_scenario(scenario), baseline, [], example, prune=False)
+
+
+def test_capability_table_says_where_compile_applies_and_why_not():
+    rows = {r["method"]: r for r in capabilities() if r["backend"] == "x86"}
+    assert rows["fp32"]["compile"] == "optional"
+    assert rows["pt2e_static_int8"]["compile"] == "always"
+    for method in ("static_int8", "qat_int8", "dynamic_int8", "dynamic_fp16"):
+        assert rows[method]["compile"] == "no"
+        assert "quantized nyi in meta tensors" in rows[method]["compile_note"]
+
+
+def test_compile_choice_is_honoured_and_timed_against_both_baselines(cnn_task):
+    model = apply(cnn_task.model, COMPILED_FLOAT, cnn_task.calibration_data)
+    assert model.needs_compile and model.compiled is None
+    outcome = evaluator(cnn_task, "bs1-t1")(COMPILED_FLOAT)
+    metrics = outcome.metrics
+    assert metrics["reference"] == "float"  # bs1-t1: against eager float
+    assert metrics["compile_seconds"] > 0
+    assert metrics["speedup"] == pytest.approx(metrics["speedup_vs_eager"])
+    assert metrics["speedup_vs_compiled"] > 0
+    assert metrics["drop_points"] == pytest.approx(0.0, abs=0.5)
+
+    compiled_baseline = evaluator(cnn_task, "bs1-t1-compiled")
+    static = compiled_baseline(QuantConfig(method="static_int8"))
+    assert static.metrics["reference"] == "compiled float"
+    assert static.metrics["speedup"] == pytest.approx(static.metrics["speedup_vs_compiled"])
+    assert static.metrics["compile_seconds"] == 0.0  # torch.ao: never compiled
+    first_reference = compiled_baseline.compiled_float
+    compiled_baseline(QuantConfig(method="dynamic_int8"))
+    assert compiled_baseline.compiled_float is first_reference  # compiled once per study
+
+
+def test_compile_is_skipped_with_its_reason_where_it_cannot_apply(mlp_task):
+    session = open_search(mlp_task, "1pt", SPACE, n_trials=6, log=print)
+    session.run(progress=False)
+    trials = session.study.get_trials(deepcopy=False)
+    dynamic = [t for t in trials if t.user_attrs["config"]["method"] == "dynamic_int8"]
+    assert dynamic and all(
+        t.user_attrs["compile_skipped"] == TORCH_AO_CANNOT_COMPILE for t in dynamic
+    )
+    assert all(t.user_attrs["config"]["compile"] == "off" for t in dynamic)
+    compiled = [t for t in trials if t.user_attrs["config"] == COMPILED_FLOAT.to_dict()]
+    assert compiled, "compiled float was not among the first trials"
+    assert compiled[0].user_attrs["metrics"]["compile_seconds"] > 0
+
+
+def test_compiled_float_can_be_the_recommendation_and_exports_with_its_settings(tmp_path):
+    # 300 elementwise ops: eager runs 300 kernels, Inductor one; the MLP's dynamic int8 is
+    # slower than float on this CPU. The fastest option within budget loses nothing.
+    task = digits_task(ManyOpsMLP(), model_name="many-ops-mlp")
+    rec = search(task, "1pt", SPACE, n_trials=5, progress=False, log=print)
+    assert rec.config == COMPILED_FLOAT, rec.explanation
+    assert rec.metrics.speedup > 2
+    assert "No quantization was needed" in rec.explanation
+    example = task.validation_data[0][0][:1]
+    paths = save(rec.model, tmp_path, example)
+    assert paths["model"].name == EXPORTED_FILE
+    assert "freezing" in (tmp_path / COMPILE_NOTE_FILE).read_text()
+    loaded = load(tmp_path)
+    x = task.validation_data[0][0][:4]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), task.model(x), rtol=1e-3, atol=1e-3)
+    assert isinstance(loaded.scripted, torch._dynamo.eval_frame.OptimizedModule)
