@@ -1,9 +1,10 @@
 """The benchmark: autoquant's search against an exhaustive sweep of its space, the plain
 recipes and float, for each model, deployment scenario and accuracy budget.
 
-Every slow piece is cached as JSON under ``<cache>/bench``: the sweep (one file per model,
-written after every configuration), each search (per model, scenario, budget and seed) and each
-final head-to-head. A rerun, or a run after Ctrl-C, goes on where the last one stopped.
+Every slow piece is cached as JSON under ``<cache>/bench``: the sweep (``sweeps/``, one file
+per model and weights, written after every configuration, shared by every space that holds the
+configuration), each search (per space, model, scenario, budget and seed) and each final
+head-to-head. A rerun, or a run after Ctrl-C, goes on where the last one stopped.
 
 The comparisons are made in one final head-to-head per model, scenario and budget: float, the
 plain recipes, the sweep's best configurations and every seed's recommendation are rebuilt,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import gc
 import hashlib
 import json
 import os
@@ -37,10 +39,12 @@ from autoquant.evaluate import (
     measure_latency,
     score,
     serialized_size,
+    timed_models,
 )
 from autoquant.history import space_configs
 from autoquant.recipes import PLAIN_RECIPES
 from autoquant.recommend import NOISE, Finalist, final_round
+from autoquant.sensitivity import model_fingerprint
 from autoquant.space import SearchSpace, load_space, parse_space
 from autoquant.tasks import digits_task
 from autoquant.tasks.base import Task
@@ -74,7 +78,7 @@ class Plan:
     budgets: tuple[str, ...] = ("1pt", "0.25pt")
     seeds: tuple[int, ...] = (0, 1, 2)
     trials: int = 30
-    space: str = "default"
+    space: str = "eager"
 
     def search_space(self) -> SearchSpace:
         if self.space == "quick":
@@ -85,7 +89,8 @@ class Plan:
 
 
 FULL = Plan(
-    models=("mlp", "lstm", "transformer", "cnn", "cnn_outliers", "resnet18", "mobilenet_v2")
+    models=("mlp", "lstm", "transformer", "cnn", "cnn_outliers", "resnet18", "mobilenet_v2"),
+    space="eager",
 )
 QUICK = Plan(models=("mlp", "cnn_outliers"), seeds=(0,), trials=15, space="quick")
 
@@ -95,6 +100,10 @@ def space_tag(space: SearchSpace) -> str:
     in an earlier version of a space are never mixed with the current one."""
     content = json.dumps(space.to_dict(), sort_keys=True, default=str)
     return f"{space.name}-{hashlib.sha256(content.encode()).hexdigest()[:8]}"
+
+
+class NotMeasured(Exception):
+    """A piece of the benchmark is not in the cache and measuring was not asked for."""
 
 
 def _key(config: QuantConfig) -> str:
@@ -118,7 +127,11 @@ def _error(err: BaseException) -> str:
 
 # -- the exhaustive sweep --------------------------------------------------------------------
 def run_sweep(
-    task: Task, configs: list[QuantConfig], scenarios: list[Scenario], path: Path
+    task: Task,
+    configs: list[QuantConfig],
+    scenarios: list[Scenario],
+    path: Path,
+    measure: bool = True,
 ) -> dict[str, dict]:
     """Measure every config once (validation and test accuracy, size, speedup per scenario).
 
@@ -132,9 +145,13 @@ def run_sweep(
         if _key(c) not in done
         or set(done[_key(c)].get("speedup", {})) < {s.name for s in scenarios}
     ]
+    if todo and not measure:
+        raise NotMeasured(f"sweep of {task.model_name}: {len(todo)} configurations missing")
+    compiled_float: dict[str, Any] = {}  # per scenario, compiled once
     for config in tqdm(todo, desc=f"sweep {task.model_name}", unit="config", disable=not todo):
         started = time.perf_counter()
         entry: dict[str, Any] = {"config": config.to_dict()}
+        model = None
         try:
             model = apply(
                 task.model, config, task.calibration_data, task.train_data, loss_fn=task.loss_fn
@@ -144,18 +161,20 @@ def run_sweep(
             entry["test_accuracy"] = score(model, task.test_data, task.metric)
             entry["size_bytes"] = serialized_size(model)
             entry["speedup"], entry["latency_seconds"] = {}, {}
+            entry["compile_seconds"] = {}
             for scenario in scenarios:
                 timed = time.perf_counter()
+                example = example_batch(task.validation_data, scenario.batch_size)
+                if model.needs_compile:  # compiled for this scenario's shape, weights frozen
+                    entry["compile_seconds"][scenario.name] = model.compile(example)
+                models, compiled_float[scenario.name] = timed_models(
+                    model, task.model, example, scenario, compiled_float.get(scenario.name)
+                )
                 timing = measure_latency(
-                    {"float": task.model, "candidate": model},
-                    example_batch(task.validation_data, scenario.batch_size),
-                    scenario.threads,
-                    budget_s=0.3,
-                    min_rounds=5,
-                    max_rounds=30,
+                    models, example, scenario.threads, budget_s=0.3, min_rounds=5, max_rounds=30
                 )
                 entry["speedup"][scenario.name] = (
-                    timing["float"].median_ms / timing["candidate"].median_ms
+                    timing[scenario.reference].median_ms / timing["candidate"].median_ms
                 )
                 entry["latency_seconds"][scenario.name] = time.perf_counter() - timed
         except Exception as err:  # noqa: BLE001 - a config that fails is a result of the sweep
@@ -164,6 +183,8 @@ def run_sweep(
             entry["speedup"] = {s.name: None for s in scenarios}
         done[_key(config)] = entry
         _write(path, done)
+        del model  # a sweep builds hundreds of models: free each before the next (measured:
+        gc.collect()  # without this, a resnet18 sweep held 13 GB after 130 configurations)
     return {_key(c): done[_key(c)] for c in configs}
 
 
@@ -183,6 +204,40 @@ def sweep_feasible(sweep: dict[str, dict], float_accuracy: float, budget: Budget
     ]
 
 
+def _plain_float(entry: dict) -> bool:
+    return QuantConfig.from_dict(entry["config"]).canonical() == QuantConfig(method="fp32")
+
+
+def deployment_options(
+    space: SearchSpace, sweep: dict[str, dict], ranked: list[dict]
+) -> dict[str, QuantConfig]:
+    """Where a space mixes deployments (compiled float, two engines), the best of each, so the
+    table shows what each option gives: ``compiled float``, ``best torch.ao int8`` and ``best
+    torchao int8`` (the fastest feasible sweep configurations of each engine)."""
+    from autoquant.methods import get_method
+    from autoquant.recipes import COMPILED_FLOAT
+
+    engines = {get_method(m).engine for m in space.methods if m != "fp32"}
+    if "inductor" not in space.compile and len(engines) < 2:
+        return {}
+    options = {}
+    if _key(COMPILED_FLOAT) in sweep and "error" not in sweep[_key(COMPILED_FLOAT)]:
+        options["compiled float"] = COMPILED_FLOAT
+    for engine in ("torch.ao", "torchao"):
+        best = next(
+            (
+                e
+                for e in ranked
+                if e["config"]["method"] != "fp32"
+                and get_method(e["config"]["method"]).engine == engine
+            ),
+            None,
+        )
+        if best is not None:
+            options[f"best {engine} int8"] = QuantConfig.from_dict(best["config"])
+    return options
+
+
 def _drop(budget: Budget, reference: float, value: float) -> float:
     drop = reference - value
     return 100 * drop / reference if budget.relative and reference else 100 * drop
@@ -190,7 +245,14 @@ def _drop(budget: Budget, reference: float, value: float) -> float:
 
 # -- the searches ----------------------------------------------------------------------------
 def run_search(
-    task: Task, plan: Plan, scenario: str, budget: str, seed: int, path: Path, tracking_uri: str
+    task: Task,
+    plan: Plan,
+    scenario: str,
+    budget: str,
+    seed: int,
+    path: Path,
+    tracking_uri: str,
+    measure: bool = True,
 ) -> dict:
     """One autoquant search as a user runs it (MLflow tracking on), summarized to JSON."""
     from autoquant.study import search
@@ -199,6 +261,8 @@ def run_search(
     cached = _read(path)
     if cached:
         return cached
+    if not measure:
+        raise NotMeasured(f"search {path.name} of {task.model_name}")
     with tempfile.TemporaryDirectory() as plots:
         started = time.perf_counter()
         recommendation = search(
@@ -246,7 +310,11 @@ def trials_to(records: list[dict], speedup: float | None = None) -> int | None:
 
 # -- the head-to-head ------------------------------------------------------------------------
 def head_to_head(
-    task: Task, entries: dict[str, tuple[str, QuantConfig]], scenario: Scenario, path: Path
+    task: Task,
+    entries: dict[str, tuple[str, QuantConfig]],
+    scenario: Scenario,
+    path: Path,
+    measure: bool = True,
 ) -> dict[str, dict]:
     """Rebuild ``entries`` (key -> (label, config)), time them against float in one
     interleaved run and score them on the test split; cached by the set of keys."""
@@ -254,6 +322,8 @@ def head_to_head(
     cached = _read(path)
     if cached and cached.get("digest") == digest:
         return cached["results"]
+    if not measure:
+        raise NotMeasured(f"head-to-head {path.name} of {task.model_name}")
     finalists = {key: Finalist(label, config) for key, (label, config) in entries.items()}
     final_round(task, list(finalists.values()), scenario)
     results = {
@@ -317,11 +387,12 @@ def run_cell(
     folder: Path,
     tracking_uri: str,
     log: Callable[[str], None],
+    measure: bool = True,
 ) -> Cell:
     scenario, budget = get_scenario(scenario_name), Budget.parse(budget_text)
     tag = f"{scenario_name}-{budget_text}"
     feasible = sweep_feasible(sweep, float_accuracy, budget)
-    quantized = [e for e in feasible if e["config"]["method"] != "fp32"]
+    quantized = [e for e in feasible if not _plain_float(e)]
     ranked = sorted(quantized, key=lambda e: -(e["speedup"][scenario_name] or 0))
     sweep_best_trial = max([1.0] + [e["speedup"][scenario_name] for e in ranked[:1]])
 
@@ -336,6 +407,7 @@ def run_cell(
             seed,
             folder / f"search-{tag}-s{seed}.json",
             tracking_uri,
+            measure,
         )
         result["seed"] = seed
         result["trials_to_feasible"] = trials_to(result["records"])
@@ -355,8 +427,11 @@ def run_cell(
     for s in searches:
         config = QuantConfig.from_dict(s["config"])
         entries.setdefault(_key(config), (config.label(), config))
+    options = deployment_options(plan.search_space(), sweep, ranked)
+    for config in options.values():
+        entries.setdefault(_key(config), (config.label(), config))
     log(f"  head-to-head {task.model_name} {tag}: {len(entries)} models")
-    measured = head_to_head(task, entries, scenario, folder / f"final-{tag}.json")
+    measured = head_to_head(task, entries, scenario, folder / f"final-{tag}.json", measure)
 
     def at(config: QuantConfig) -> dict:
         return measured[_key(config)]
@@ -382,6 +457,8 @@ def run_cell(
         best_sweep = {**rows[0], "label": "float: no quantized config is faster", "speedup": 1.0}
     rows.append({**best_sweep, "kind": "sweep best"})
     best_is_float = best_sweep["kind"] == "float"
+    for kind, config in options.items():
+        rows.append(_row(kind, config.label(), at(config), budget))
     for s in searches:
         rows.append(
             _row(
@@ -424,7 +501,7 @@ def run_cell(
             "configs": len(sweep),
             "failed": sum("error" in e for e in sweep.values()),
             "feasible": len(quantized),
-            "quantized": sum(e["config"]["method"] != "fp32" for e in sweep.values()),
+            "quantized": sum(not _plain_float(e) for e in sweep.values()),
             "seconds": seconds,
         },
         searches=searches,
@@ -438,8 +515,14 @@ def run_benchmark(
     cache: Path | None = None,
     tracking_uri: str | None = None,
     log: Callable[[str], None] = print,
+    measure: bool = True,
+    skipped: list[str] | None = None,
 ) -> list[Cell]:
-    """Run (or resume) ``plan``; returns one Cell per model, scenario and budget."""
+    """Run (or resume) ``plan``; returns one Cell per model, scenario and budget.
+
+    With ``measure=False`` nothing is measured: the cells whose pieces are all cached are
+    returned, and what is missing is appended to ``skipped``.
+    """
     space = plan.search_space()
     root = (cache or cache_dir()) / "bench" / space_tag(space)
     root.mkdir(parents=True, exist_ok=True)
@@ -447,16 +530,23 @@ def run_benchmark(
     configs = space_configs(space)
     scenarios = [get_scenario(s) for s in plan.scenarios]
     cells = []
+    skipped = [] if skipped is None else skipped
     for model in plan.models:
         task = digits_task(model, log=log)
         folder = root / model
         log(f"{model}: sweep of {len(configs)} configurations of the {plan.space!r} space")
-        sweep = run_sweep(task, configs, scenarios, folder / "sweep.json")
+        try:
+            # a configuration's measurements do not depend on the space it was swept in
+            sweeps = root.parent / "sweeps" / f"{model}-{model_fingerprint(task.model)}.json"
+            sweep = run_sweep(task, configs, scenarios, sweeps, measure)
+        except NotMeasured as missing:
+            skipped.append(f"{model}: {missing}")
+            continue
         float_accuracy = score(task.model, task.validation_data, task.metric)
         for scenario in plan.scenarios:
             for budget in plan.budgets:
-                cells.append(
-                    run_cell(
+                try:
+                    cell = run_cell(
                         task,
                         plan,
                         sweep,
@@ -466,8 +556,12 @@ def run_benchmark(
                         folder,
                         tracking_uri,
                         log,
+                        measure,
                     )
-                )
+                except NotMeasured as missing:
+                    skipped.append(f"{model} {scenario} {budget}: {missing}")
+                    continue
+                cells.append(cell)
     return cells
 
 
@@ -480,7 +574,14 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "**no**"
 
 
-def write_report(cells: list[Cell], plan: Plan, path: Path, command: str, seconds: float) -> None:
+def write_report(
+    cells: list[Cell],
+    plan: Plan,
+    path: Path,
+    command: str,
+    seconds: float,
+    skipped: list[str] = (),
+) -> None:
     """``RESULTS.md``: machine, versions, plan, the acceptance summary and every row."""
     from autoquant.tracking import machine_info
 
@@ -548,6 +649,14 @@ def write_report(cells: list[Cell], plan: Plan, path: Path, command: str, second
                 f"{_fmt(r.get('wall_seconds'), '.0f')} | {_fmt(r.get('overhead'), '.0%')} |"
             )
         lines.append("")
+    if skipped:
+        lines += [
+            "## Not measured yet",
+            "",
+            "Rerun the command (without `--report-only`) to measure:",
+            "",
+        ]
+        lines += [f"- {item}" for item in skipped]
     path.write_text("\n".join(lines) + "\n")
 
 

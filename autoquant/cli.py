@@ -58,18 +58,25 @@ def cmd_methods(args: argparse.Namespace) -> int:
     """Print the methods, observers, backends and the capability table."""
     from autoquant.backends import BACKENDS
     from autoquant.methods import available_methods, capabilities, get_method
+    from autoquant.methods.base import TORCH_AO_CANNOT_COMPILE
     from autoquant.observers import ACTIVATION_OBSERVERS, WEIGHT_OBSERVERS
     from autoquant.report import format_table
 
     print(
         format_table(
             [
-                {"method": m, "engine": get_method(m).engine, "what it does": get_method(m).summary}
+                {
+                    "method": m,
+                    "engine": get_method(m).engine,
+                    "torch.compile": get_method(m).compile_support,
+                    "what it does": get_method(m).summary,
+                }
                 for m in available_methods()
             ],
-            ["method", "engine", "what it does"],
+            ["method", "engine", "torch.compile", "what it does"],
         )
     )
+    print(f"torch.compile 'no': {TORCH_AO_CANNOT_COMPILE}.")
     print()
     print(format_table([{"backend": b, "for": d} for b, d in BACKENDS.items()], ["backend", "for"]))
     print()
@@ -443,6 +450,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "budgets": args.budgets,
         "seeds": args.seeds,
         "trials": args.trials,
+        "space": args.space,
     }
     plan = dataclasses.replace(
         plan,
@@ -451,11 +459,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    cells = run_benchmark(plan, cache=Path(args.cache) if args.cache else None)
+    skipped: list[str] = []
+    cells = run_benchmark(
+        plan,
+        cache=Path(args.cache) if args.cache else None,
+        measure=not args.report_only,
+        skipped=skipped,
+    )
     command = "autoquant " + " ".join(args.argv)
-    write_report(cells, plan, out / "RESULTS.md", command, time.perf_counter() - started)
-    plot(cells, out / "benchmark.png")
-    print(f"wrote {out / 'RESULTS.md'} and {out / 'benchmark.png'}")
+    report = out / f"{args.report}.md"
+    write_report(cells, plan, report, command, time.perf_counter() - started, skipped)
+    plot(cells, out / f"{args.report}.png")
+    print(f"wrote {report} and {out / args.report}.png")
+    for item in skipped:
+        print(f"  not measured: {item}")
     failed = [c for c in cells if not all(v for k, v in c.checks.items() if isinstance(v, bool))]
     for c in failed:
         missed = [k for k, v in c.checks.items() if v is False]
@@ -583,7 +600,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--budgets", nargs="+", help="default: 1pt 0.25pt")
     bench.add_argument("--seeds", nargs="+", type=int, help="search seeds (default: 0 1 2)")
     bench.add_argument("--trials", type=int, help="trials per search (default 30)")
-    bench.add_argument("--out", default="experiments", help="where RESULTS.md goes")
+    bench.add_argument("--space", help="the space searched and swept (default: eager)")
+    bench.add_argument("--out", default="experiments", help="folder of the report and plot")
+    bench.add_argument("--report", default="RESULTS", help="report name (default RESULTS)")
+    bench.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: write the report from what is cached, list what is missing",
+    )
     bench.add_argument(
         "--cache", help="cache folder (default $AUTOQUANT_CACHE or ~/.cache/autoquant)"
     )

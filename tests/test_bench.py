@@ -39,9 +39,7 @@ def test_benchmark_compares_search_sweep_recipes_and_float(tiny_run):
     kinds = [row["kind"] for row in cell.rows]
     assert kinds[:3] == ["float", "recipe", "recipe"] and "sweep best" in kinds
     assert kinds[-1] == "autoquant"
-    sweep_file = (
-        cache / "bench" / bench.space_tag(TINY.search_space()) / "cnn_outliers" / "sweep.json"
-    )
+    (sweep_file,) = (cache / "bench" / "sweeps").glob("cnn_outliers-*.json")
     sweep = json.loads(sweep_file.read_text())
     assert cell.sweep["configs"] == len(sweep) == len(bench.space_configs(TINY.search_space()))
     # the hard case: all-layer static int8 breaks the budget on the test split
@@ -94,4 +92,16 @@ def test_report_and_cli(tiny_run, tmp_path):
     )
     assert code == 0
     assert (tmp_path / "out" / "RESULTS.md").exists()
-    assert (tmp_path / "out" / "benchmark.png").stat().st_size > 10_000
+    assert (tmp_path / "out" / "RESULTS.png").stat().st_size > 10_000
+
+    # --report-only measures nothing: what is cached is reported, the rest listed as missing
+    code = main(
+        ["bench", "--quick", "--report-only", "--models", "cnn_outliers", "mlp"]
+        + ["--scenarios", "bs1-t1", "--budgets", "1pt", "--trials", "6"]
+        + ["--cache", str(cache), "--out", str(tmp_path / "only"), "--report", "partial"]
+    )
+    assert code == 0
+    text = (tmp_path / "only" / "partial.md").read_text()
+    assert "| cnn_outliers | bs1-t1 | 1pt |" in text
+    assert "## Not measured yet" in text and "- mlp: sweep of mlp" in text
+    assert not (cache / "bench" / bench.space_tag(TINY.search_space()) / "mlp").exists()
