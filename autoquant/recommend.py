@@ -47,6 +47,7 @@ class TrialRecord:
     evaluate_seconds: float | None = None  # full scoring, timing and sizing
     pruned_after_seconds: float | None = None  # time spent before the trial was pruned
     quantize_seconds: float | None = None  # quantizing, calibrating, fine-tuning
+    failed_after_seconds: float | None = None  # time spent before the trial failed
     repair_of: int | None = None  # the trial whose broken budget this one tried to repair
 
     @property
@@ -56,6 +57,7 @@ class TrialRecord:
             (self.quantize_seconds or 0.0)
             + (self.evaluate_seconds or 0.0)
             + (self.pruned_after_seconds or 0.0)
+            + (self.failed_after_seconds or 0.0)
         )
 
     @property
@@ -86,6 +88,7 @@ class TrialRecord:
             pruned_after_seconds=attrs.get("pruned_after_seconds"),
             quantize_seconds=attrs.get("quantize_seconds") if config else None,
             repair_of=attrs.get("repair_of"),
+            failed_after_seconds=attrs.get("failed_after_seconds"),
         )
 
 

@@ -214,6 +214,7 @@ class Objective:
                 # still the user stopping the study, not a failed configuration.
                 raise KeyboardInterrupt from err
             trial.set_user_attr("failure", f"{type(err).__name__}: {str(err).strip()[:500]}")
+            trial.set_user_attr("failed_after_seconds", time.time() - started)
             with self._lock:
                 if self._seen.get(key) == trial.number:
                     del self._seen[key]  # a failure may be transient: let it be tried again

@@ -76,7 +76,9 @@ def test_conditional_dimensions():
     configs, params = sample(load_space("default"), 60)
     for config, p in zip(configs, params, strict=True):
         if config.method == "fp32":
-            assert set(p) == {"method"}
+            assert set(p) == {"method", "compile"}  # float chooses only whether to compile
+        if config.method != "fp32":
+            assert "compile" not in p  # torch.ao cannot compile; torchao always does
         if config.method in ("dynamic_int8", "dynamic_fp16"):
             assert "activation_observer" not in p and "qscheme" not in p
         if config.method == "dynamic_fp16":
