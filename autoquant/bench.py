@@ -166,7 +166,9 @@ def run_sweep(
                 timed = time.perf_counter()
                 example = example_batch(task.validation_data, scenario.batch_size)
                 if model.needs_compile:  # compiled for this scenario's shape, weights frozen
-                    entry["compile_seconds"][scenario.name] = model.compile(example)
+                    entry["compile_seconds"][scenario.name] = model.compile(
+                        example, threads=scenario.threads
+                    )
                 models, compiled_float[scenario.name] = timed_models(
                     model, task.model, example, scenario, compiled_float.get(scenario.name)
                 )

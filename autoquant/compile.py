@@ -6,6 +6,9 @@ Two settings were measured on this platform (torch 2.14.1, x86 CPU):
 
 - ``freezing``: without it Inductor on CPU ran resnet18 at 0.5x eager; with it the constant
   weights are folded and prepacked, which is also what lowers PT2E's int8 patterns to oneDNN.
+- ``cpp.threads``: Inductor writes the thread count into its kernels at compile time
+  (``#pragma omp parallel num_threads(N)``), whatever ``torch.set_num_threads`` says later;
+  so a model is compiled for the threads it will be timed (and deployed) with.
 - ``dynamic=False``: after a second input shape, automatic dynamic shapes made the frozen
   convolution lowering fail ("expected size 32==32, stride 1==64"); a graph per shape works.
 
@@ -17,8 +20,12 @@ not tuned); autoquant only times the shape compiled here.
 Dynamo keeps one cache per ``forward`` code object, and every model of a study shares its
 model class's ``forward``: past its ``recompile_limit`` (8) a new compile silently runs eager
 (measured: the 9th MLP compiled in 0.00 s), and that code object then stays eager for good.
-So the limits are raised process-wide (never lowered) before autoquant's first compile, and a
-compile that produced no graph is an error, not a silent eager run.
+So the limits are raised process-wide (never lowered), and each compile enters through a
+``forward`` code object of its own (``_fresh_entry``): measured, a study's float mobilenet_v2
+compiled a second time on the same shape produced no new graph (it reused an entry of the shared
+code object's cache), which the check below then mistook for an eager fallback. With a fresh
+code object, a compile that produced no graph really runs eager (an LSTM: Dynamo skips RNN
+modules), and that is an error, not a silent eager run.
 
 Measured: compiling PT2E's Transformer on a batch of one mutated the module's ``position``
 buffer in place and gave outputs 4.8 away from eager. So a copy is compiled (the module, the
@@ -30,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import time
+import types
 
 import torch
 from torch import nn
@@ -45,7 +53,28 @@ MAX_DEPARTURE = 0.1
 DYNAMO_LIMITS: dict[str, int] = {"recompile_limit": 100_000, "accumulated_recompile_limit": 100_000}
 
 
-def compile_module(module: nn.Module, example: torch.Tensor) -> tuple[nn.Module, float]:
+class _Entry(nn.Module):
+    """The module under compile, called through a ``forward`` that ``_fresh_entry`` gives a code
+    object of its own."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+
+def _fresh_entry(module: nn.Module) -> nn.Module:
+    """``module`` wrapped so Dynamo sees a code object no earlier compile has a cache entry on."""
+    template = _Entry.forward
+    forward = types.FunctionType(template.__code__.replace(), template.__globals__, "forward")
+    return type(type(module).__name__, (_Entry,), {"forward": forward})(module)
+
+
+def compile_module(
+    module: nn.Module, example: torch.Tensor, *, threads: int | None = None
+) -> tuple[nn.Module, float]:
     """Compile ``module`` with Inductor and run it once on ``example``.
 
     torch.compile is lazy: the work happens on the first call, so that call is what is timed.
@@ -54,6 +83,8 @@ def compile_module(module: nn.Module, example: torch.Tensor) -> tuple[nn.Module,
     Args:
         module: The module to compile (it is not changed; the compiled one wraps it).
         example: An input batch of the shape the model will be timed on.
+        threads: The CPU threads its kernels will run on (fixed at compile time); default:
+            ``torch.get_num_threads()``.
 
     Returns:
         The compiled module and the seconds its first compilation took.
@@ -63,10 +94,11 @@ def compile_module(module: nn.Module, example: torch.Tensor) -> tuple[nn.Module,
     for name, limit in DYNAMO_LIMITS.items():
         # Process-wide: scoring compiles other shapes later, outside this function.
         setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), limit))
-    compiled = torch.compile(copy.deepcopy(module), dynamic=False)
+    compiled = torch.compile(_fresh_entry(copy.deepcopy(module)), dynamic=False)
     graphs = counters["stats"]["unique_graphs"]
     started = time.perf_counter()
-    with torch._inductor.config.patch(INDUCTOR_OPTIONS), torch.no_grad():
+    options = {**INDUCTOR_OPTIONS, "cpp.threads": threads or torch.get_num_threads()}
+    with torch._inductor.config.patch(options), torch.no_grad():
         compiled(example)
     seconds = time.perf_counter() - started
     with torch.no_grad():

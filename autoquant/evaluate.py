@@ -235,11 +235,11 @@ def timed_models(
     """
     compiled = isinstance(model, QuantizedModel) and model.needs_compile
     if compiled and model.compiled is None:
-        model.compile(example)
+        model.compile(example, threads=scenario.threads)
     models = {"float": float_model, "candidate": model}
     if compiled or scenario.baseline == "compiled":
         if compiled_float is None:
-            compiled_float, _ = compile_module(float_model, example)
+            compiled_float, _ = compile_module(float_model, example, threads=scenario.threads)
         models["compiled float"] = compiled_float
     return models, compiled_float
 

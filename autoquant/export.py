@@ -44,7 +44,9 @@ def compile_note(config: QuantConfig) -> str:
         "```python\nimport torch\n\nprogram = torch.export.load('model.pt2')\n"
         "model = torch.compile(program.module(), dynamic=False)\n"
         f"with torch._inductor.config.patch({INDUCTOR_OPTIONS}), torch.no_grad():\n"
-        "    model(example)  # the first call compiles (seconds); later calls are fast\n```\n"
+        "    model(example)  # the first call compiles (seconds); later calls are fast\n```\n\n"
+        "Inductor writes the thread count into its kernels when it compiles: call "
+        "`torch.set_num_threads(n)` with the threads you serve on before that first call.\n"
     )
 
 

@@ -93,13 +93,14 @@ class QuantizedModel(nn.Module):
         self.compiled_shape: tuple[int, ...] | None = None
         self.compile_seconds = 0.0
 
-    def compile(self, example: torch.Tensor) -> float:
-        """Compile the module as it is deployed (``autoquant.compile``) on ``example``'s shape;
-        returns the compile seconds. Calls go through the compiled module afterwards."""
+    def compile(self, example: torch.Tensor, *, threads: int | None = None) -> float:
+        """Compile the module as it is deployed (``autoquant.compile``) on ``example``'s shape,
+        for ``threads`` CPU threads (default: torch's current setting); returns the compile
+        seconds. Calls of that shape go through the compiled module afterwards."""
         from autoquant.compile import compile_module
 
         with quantized_engine(self.config.backend):
-            compiled, self.compile_seconds = compile_module(self.module, example)
+            compiled, self.compile_seconds = compile_module(self.module, example, threads=threads)
         object.__setattr__(self, "compiled", compiled)
         self.compiled_shape = tuple(example.shape)
         return self.compile_seconds

@@ -80,3 +80,25 @@ class ManyOpsMLP(nn.Module):
             x = x * 1.001
             x = x / 1.001
         return self.mlp(x)
+
+
+class ResidualCNN(nn.Module):
+    """A residual block as torchvision's ResNet writes it: one ReLU module called twice, after
+    the first convolution and after the sum. Untrained: for graph structure, not accuracy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.conv3 = nn.Conv2d(8, 8, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(8 * 8 * 8, 10)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = self.relu(self.conv1(x))
+        out = self.relu(self.conv2(identity))
+        out = self.relu(self.conv3(out) + identity)
+        return self.fc(self.flatten(out))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from autoquant.errors import UnsupportedError
 from autoquant.layers import quantizable_layers
 from autoquant.methods import register_method
 from autoquant.methods._static import calibrate
@@ -71,6 +72,20 @@ def _xnnpack_quantizer(config, kept: list[str]):
     return quantizer
 
 
+def _export_for_quantizer(model, example):
+    """The graph the quantizer annotates: strict export first, non-strict if Dynamo cannot.
+
+    The quantizer finds conv-add-relu patterns by each node's source call (``source_fn_stack``),
+    which only strict export records; without it a module called twice (torchvision's ResNet
+    ``BasicBlock`` calls ``self.relu`` twice) makes one pattern with two outputs, and
+    X86InductorQuantizer fails ("Input partition has more than one output node").
+    """
+    try:
+        return export_program(model, example, strict=True)
+    except UnsupportedError:
+        return export_program(model, example)
+
+
 def _drop_unused_attributes(graph_module):
     """Delete the float weights convert_pt2e leaves behind (the graph reads their int8 copies),
     so the state_dict and the serialized size hold what runs."""
@@ -120,7 +135,7 @@ class Pt2eStaticInt8(Method):
             quantizer = _xnnpack_quantizer(config, kept)
         else:
             quantizer = _x86_quantizer(config, kept)
-        graph = export_program(model, calibration_inputs[0]).module()
+        graph = _export_for_quantizer(model, calibration_inputs[0]).module()
         prepared = prepare_pt2e(graph, quantizer)
         calibrate(prepared, calibration_inputs)
         # An exported graph refuses .eval(); autoquant (and users) call it on every model.
