@@ -90,3 +90,26 @@ def test_compiled_float_can_be_the_recommendation_and_exports_with_its_settings(
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), task.model(x), rtol=1e-3, atol=1e-3)
     assert isinstance(loaded.scripted, torch._dynamo.eval_frame.OptimizedModule)
+
+
+def test_a_compiled_model_scores_through_the_kernels_it_is_timed_with(mlp_task):
+    # Compiled on one example, it must also score a batch of 5 through the compiled module
+    # (one example at a time), not through its eager graph: the two can differ (int8 kernels).
+    quantized = apply(mlp_task.model, COMPILED_FLOAT, mlp_task.calibration_data)
+    x = mlp_task.validation_data[0][0]
+    quantized.compile(x[:1], threads=1)
+    calls = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, batch):
+            calls.append(len(batch))
+            return self.inner(batch)
+
+    object.__setattr__(quantized, "compiled", Spy(quantized.compiled))
+    with torch.no_grad():
+        torch.testing.assert_close(quantized(x[:5]), mlp_task.model(x[:5]), rtol=1e-4, atol=1e-4)
+    assert calls == [1, 1, 1, 1, 1]
