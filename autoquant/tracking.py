@@ -226,6 +226,8 @@ class MlflowTracker:
             tags["autoquant.duplicate_of"] = str(attrs["duplicate_of"])
         if "repair_of" in attrs:
             tags["autoquant.repair_of"] = str(attrs["repair_of"])
+        if "step_of" in attrs:
+            tags["autoquant.step_of"] = str(attrs["step_of"])
         if metrics:
             tags["autoquant.timed_against"] = metrics.get("reference", "float")
         if "compile_skipped" in attrs:

@@ -1,0 +1,88 @@
+"""Local steps: a trial the sampler spent on a repeat is followed by an untried neighbour of the
+best configurations within budget."""
+
+from types import SimpleNamespace
+
+import optuna
+
+from autoquant import QuantConfig
+from autoquant.explore import STEP_OF, LocalSteps, neighbours
+from autoquant.space import parse_space
+
+SPACE = parse_space(
+    "methods: [fp32, static_int8, pt2e_static_int8]\nbackends: [x86, fbgemm]\n"
+    "activation_observers: [histogram]\nweight_observers: [per_channel_minmax]\n"
+    "reduce_range: [true, false]\ncompile: [off, inductor]\n"
+    "layers:\n  mode: ranked\n  max_float: 2\n",
+    name="explore-test",
+)
+LAYERS = ["conv1", "conv2", "fc"]
+SENSITIVE_FIRST = ["fc", "conv1", "conv2"]
+STATIC = QuantConfig(
+    "static_int8", "x86", activation_observer="histogram", keep_float=("fc",)
+).canonical()
+
+
+def test_neighbours_change_one_field_at_a_time_inside_the_space():
+    steps = neighbours(STATIC, SPACE, LAYERS, SENSITIVE_FIRST)
+    labels = [step.label() for step in steps]
+    assert labels == [
+        "static_int8 x86 histogram full-range float:1",  # reduce_range first
+        "static_int8 fbgemm histogram float:1",
+        "static_int8 x86 histogram",  # one layer fewer in float
+        "static_int8 x86 histogram float:2",  # one more
+        "fp32",  # another method: the fields it does not use drop out
+        "pt2e_static_int8 x86 histogram float:1",
+    ]
+    assert steps[3].keep_float == ("fc", "conv1")  # the next most sensitive layer
+    assert all(SPACE.params_for(s, LAYERS, SENSITIVE_FIRST) is not None for s in steps)
+
+
+def _finished(config: QuantConfig, speedup: float, *, violation: float = 0.0, **attrs):
+    return optuna.trial.create_trial(
+        value=1 / speedup,
+        user_attrs={
+            "config": config.to_dict(),
+            "config_key": config.to_json(),
+            "violation": violation,
+            **attrs,
+        },
+    )
+
+
+def _queued(study):
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    return [(t.system_attrs["fixed_params"], t.user_attrs[STEP_OF]) for t in waiting]
+
+
+def test_a_repeated_trial_is_followed_by_an_untried_neighbour_of_the_best():
+    study = optuna.create_study()
+    runner = SimpleNamespace(space=SPACE, layers=LAYERS, sensitive_first=SENSITIVE_FIRST)
+    full_range = QuantConfig(**{**STATIC.to_dict(), "reduce_range": False})
+    study.add_trial(_finished(QuantConfig("fp32"), 1.0))
+    study.add_trial(_finished(STATIC, 4.0))
+    study.add_trial(_finished(full_range, 9.0, violation=2.0))  # fastest, but over budget
+    steps = LocalSteps(runner)
+
+    steps(study, study.trials[1])  # not a repeat: nothing to do
+    assert _queued(study) == []
+
+    study.add_trial(_finished(STATIC, 4.0, duplicate_of=1))
+    steps(study, study.trials[-1])
+    # the best within budget is trial 1; its first neighbour (full range) is measured already
+    fbgemm = QuantConfig(**{**STATIC.to_dict(), "backend": "fbgemm"})
+    assert _queued(study) == [(SPACE.params_for(fbgemm, LAYERS, SENSITIVE_FIRST), 1)]
+
+    study.add_trial(_finished(STATIC, 4.0, duplicate_of=1))
+    steps(study, study.trials[-1])
+    fewer = QuantConfig(**{**STATIC.to_dict(), "keep_float": ()})
+    assert _queued(study)[1] == (SPACE.params_for(fewer, LAYERS, SENSITIVE_FIRST), 1)
+
+
+def test_no_step_without_a_configuration_within_budget():
+    study = optuna.create_study()
+    runner = SimpleNamespace(space=SPACE, layers=LAYERS, sensitive_first=SENSITIVE_FIRST)
+    study.add_trial(_finished(STATIC, 4.0, violation=1.0))
+    study.add_trial(_finished(STATIC, 4.0, violation=1.0, duplicate_of=0))
+    LocalSteps(runner)(study, study.trials[-1])
+    assert _queued(study) == []
