@@ -20,7 +20,7 @@ from torch import nn
 
 from autoquant._validation import check_int
 from autoquant.backends import quantized_engine
-from autoquant.compile import compile_module
+from autoquant.compile import canonical, compile_module, inductor_settings
 from autoquant.data import check_reiterable, inputs_of, targets_of
 from autoquant.errors import ConfigError, DataError
 from autoquant.quantized import QuantizedModel
@@ -183,13 +183,16 @@ def measure_latency(
     clock are repeated inside one sample.
     """
     names = list(models)
+    example = canonical(example)  # the strides compiled models were compiled for
     # Time the bare quantized module with its engine set once, as it would be deployed; the
     # QuantizedModel wrapper's per-call engine switch would otherwise be counted against it.
     backends = {m.config.backend for m in models.values() if isinstance(m, QuantizedModel)}
     # (Compiled when the model is deployed compiled: ``deployed``.)
     models = {n: m.deployed if isinstance(m, QuantizedModel) else m for n, m in models.items()}
     engine = quantized_engine(backends.pop()) if len(backends) == 1 else contextlib.nullcontext()
-    with torch_threads(threads), engine:
+    # inductor_settings: a compiled model whose Dynamo cache was cleared compiles again on its
+    # warm-up call, with the settings (and threads) it was first compiled with.
+    with torch_threads(threads), engine, inductor_settings(threads):
         inner = {}
         for name in names:
             start = time.perf_counter()

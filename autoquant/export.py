@@ -116,13 +116,15 @@ class LoadedModel(nn.Module):
         super().__init__()
         self.scripted = scripted
         self.config = config
-        self._compile_pending = compile and deploys_compiled(config)
+        self._compiled = self._compile_pending = compile and deploys_compiled(config)
         if self._compile_pending:
             self.scripted = torch.compile(scripted, dynamic=False)
 
     def forward(self, *args):
-        from autoquant.compile import INDUCTOR_OPTIONS
+        from autoquant.compile import INDUCTOR_OPTIONS, canonical
 
+        if self._compiled:
+            args = tuple(canonical(a) for a in args)  # strides the compiled graph guards on
         with quantized_engine(self.config.backend):
             if self._compile_pending:  # the first call compiles, with the measured settings
                 self._compile_pending = False

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from autoquant.backends import quantized_engine
+from autoquant.compile import canonical, inductor_settings
 from autoquant.config import QuantConfig
 from autoquant.layers import Layer
 
@@ -84,7 +85,7 @@ def _in_compiled_batches(compiled: nn.Module, x: torch.Tensor, size: int) -> tor
         real = len(batch)
         if real < size:
             batch = torch.cat([batch, batch[-1:].expand(size - real, *batch.shape[1:])])
-        output = compiled(batch)
+        output = compiled(canonical(batch))
         if not isinstance(output, torch.Tensor) or output.dim() == 0 or len(output) != size:
             return None
         outputs.append(output[:real])
@@ -122,6 +123,7 @@ class QuantizedModel(nn.Module):
         # counted twice in the state_dict (the serialized size) nor saved with the model.
         object.__setattr__(self, "compiled", None)
         self.compiled_shape: tuple[int, ...] | None = None
+        self.compiled_threads: int | None = None
         self.compile_seconds = 0.0
 
     def compile(self, example: torch.Tensor, *, threads: int | None = None) -> float:
@@ -134,6 +136,7 @@ class QuantizedModel(nn.Module):
             compiled, self.compile_seconds = compile_module(self.module, example, threads=threads)
         object.__setattr__(self, "compiled", compiled)
         self.compiled_shape = tuple(example.shape)
+        self.compiled_threads = threads or torch.get_num_threads()
         return self.compile_seconds
 
     @property
@@ -145,7 +148,8 @@ class QuantizedModel(nn.Module):
         # Quantized kernels read torch's process-wide engine; pin the one this model was built for.
         with quantized_engine(self.config.backend):
             if self.compiled is not None and _fits(args, kwargs, self.compiled_shape):
-                output = _in_compiled_batches(self.compiled, args[0], self.compiled_shape[0])
+                with inductor_settings(self.compiled_threads):
+                    output = _in_compiled_batches(self.compiled, args[0], self.compiled_shape[0])
                 if output is not None:
                     return output
             return self.module(*args, **kwargs)

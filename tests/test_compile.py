@@ -113,3 +113,18 @@ def test_a_compiled_model_scores_through_the_kernels_it_is_timed_with(mlp_task):
     with torch.no_grad():
         torch.testing.assert_close(quantized(x[:5]), mlp_task.model(x[:5]), rtol=1e-4, atol=1e-4)
     assert calls == [1, 1, 1, 1, 1]
+
+
+def test_a_batch_with_other_strides_does_not_compile_the_model_again(mlp_task):
+    # NumPy-sliced batches have stride 0 on their size-1 channel dimension, a concatenated
+    # batch 64; Dynamo guards on both, and a recompile would drop the frozen weights.
+    from torch._dynamo.utils import counters
+
+    quantized = apply(mlp_task.model, COMPILED_FLOAT, mlp_task.calibration_data)
+    x = mlp_task.validation_data[0][0][:8]
+    quantized.compile(torch.cat([x[:4], x[4:]]), threads=1)
+    odd = x.as_strided(x.shape, (64, 0, 8, 1))
+    graphs = counters["stats"]["unique_graphs"]
+    with torch.no_grad():
+        torch.testing.assert_close(quantized(odd), mlp_task.model(x), rtol=1e-4, atol=1e-4)
+    assert counters["stats"]["unique_graphs"] == graphs
