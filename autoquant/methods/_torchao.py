@@ -42,14 +42,13 @@ def require_torchao():
     return torchao
 
 
-def export_program(
-    model: nn.Module, example: torch.Tensor, *, strict: bool = False
-) -> torch.export.ExportedProgram:
+def export_program(model: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
     """``torch.export`` of ``model`` on ``example`` with a dynamic batch dimension, so the
-    exported graph runs on any batch size. ``strict`` traces with Dynamo (see PT2E)."""
+    exported graph runs on any batch size. Non-strict: strict export clears Dynamo's caches,
+    so every model compiled before it in the process would compile again."""
     try:
         return torch.export.export(
-            model, (example,), dynamic_shapes=({0: torch.export.Dim.AUTO},), strict=strict
+            model, (example,), dynamic_shapes=({0: torch.export.Dim.AUTO},), strict=False
         )
     except Exception as err:  # noqa: BLE001 - any export failure means "this engine cannot"
         raise UnsupportedError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from autoquant.errors import UnsupportedError
 from autoquant.layers import quantizable_layers
 from autoquant.methods import register_method
 from autoquant.methods._static import calibrate
@@ -73,17 +72,31 @@ def _xnnpack_quantizer(config, kept: list[str]):
 
 
 def _export_for_quantizer(model, example):
-    """The graph the quantizer annotates: strict export first, non-strict if Dynamo cannot.
+    """The graph the quantizer annotates, each call of a layer module marked as its own source.
 
-    The quantizer finds conv-add-relu patterns by each node's source call (``source_fn_stack``),
-    which only strict export records; without it a module called twice (torchvision's ResNet
-    ``BasicBlock`` calls ``self.relu`` twice) makes one pattern with two outputs, and
-    X86InductorQuantizer fails ("Input partition has more than one output node").
+    The quantizer groups nodes into patterns by their source (``source_fn_stack``), which only
+    strict export records; without it, it groups them by module name, and a module called twice
+    (torchvision's ResNet ``BasicBlock`` calls ``self.relu`` twice) makes one pattern with two
+    outputs: X86InductorQuantizer failed with "Input partition has more than one output node".
+    Strict export records it but fails on models Dynamo cannot trace, and clears Dynamo's
+    caches: every model compiled before it compiles again on its next call (torchao's own
+    pattern exports do too; ``autoquant.compile.inductor_settings``). So the non-strict graph
+    gets the source of every node inside a leaf module: that call's own key (``relu``,
+    ``relu@1``, ...) and the module's class, as strict export would record it.
     """
-    try:
-        return export_program(model, example, strict=True)
-    except UnsupportedError:
-        return export_program(model, example)
+    graph = export_program(model, example).module()
+    for node in graph.graph.nodes:
+        stack = node.meta.get("nn_module_stack")
+        if node.op != "call_function" or not stack or node.meta.get("source_fn_stack"):
+            continue
+        call, (name, _) = list(stack.items())[-1]
+        try:
+            module = model.get_submodule(name)
+        except AttributeError:
+            continue
+        if name and not any(True for _ in module.children()):
+            node.meta["source_fn_stack"] = [(call, type(module))]
+    return graph
 
 
 def _drop_unused_attributes(graph_module):
@@ -135,7 +148,7 @@ class Pt2eStaticInt8(Method):
             quantizer = _xnnpack_quantizer(config, kept)
         else:
             quantizer = _x86_quantizer(config, kept)
-        graph = _export_for_quantizer(model, calibration_inputs[0]).module()
+        graph = _export_for_quantizer(model, calibration_inputs[0])
         prepared = prepare_pt2e(graph, quantizer)
         calibrate(prepared, calibration_inputs)
         # An exported graph refuses .eval(); autoquant (and users) call it on every model.
