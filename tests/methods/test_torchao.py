@@ -174,9 +174,10 @@ def outputs_in_fresh_process(folder, x, tmp_path) -> torch.Tensor:
     [
         ("cnn", QuantConfig("pt2e_static_int8", "x86", keep_float=("fc",), calibration_batches=4)),
         ("mlp", QuantConfig("torchao_dynamic_int8")),
+        ("mlp", QuantConfig("torchao_weight_only_int8")),
         ("mlp", QuantConfig("torchao_int4_weight_only")),
     ],
-    ids=["pt2e", "dynamic", "int4"],
+    ids=["pt2e", "dynamic", "weight_only", "int4"],
 )
 def test_pt2_export_round_trips_in_a_fresh_process(task_name, config, request, tmp_path):
     task = request.getfixturevalue(f"{task_name}_task")
