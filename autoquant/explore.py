@@ -96,6 +96,9 @@ class LocalSteps:
         if "duplicate_of" not in trial.user_attrs or len(study.directions) > 1:
             return
         trials = study.get_trials(deepcopy=False)
+        limit = study.user_attrs.get("n_trials")
+        if limit is not None and sum(t.state.is_finished() for t in trials) >= limit:
+            return  # the study is over: a queued step would be left waiting
         best = sorted(
             (
                 t

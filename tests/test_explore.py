@@ -86,3 +86,13 @@ def test_no_step_without_a_configuration_within_budget():
     study.add_trial(_finished(STATIC, 4.0, violation=1.0, duplicate_of=0))
     LocalSteps(runner)(study, study.trials[-1])
     assert _queued(study) == []
+
+
+def test_no_step_once_the_study_has_all_its_trials():
+    study = optuna.create_study()
+    study.set_user_attr("n_trials", 2)
+    runner = SimpleNamespace(space=SPACE, layers=LAYERS, sensitive_first=SENSITIVE_FIRST)
+    study.add_trial(_finished(STATIC, 4.0))
+    study.add_trial(_finished(STATIC, 4.0, duplicate_of=0))
+    LocalSteps(runner)(study, study.trials[-1])
+    assert _queued(study) == []
