@@ -97,8 +97,9 @@ class LocalSteps:
             return
         trials = study.get_trials(deepcopy=False)
         limit = study.user_attrs.get("n_trials")
-        if limit is not None and sum(t.state.is_finished() for t in trials) >= limit:
-            return  # the study is over: a queued step would be left waiting
+        started = [t for t in trials if t.state != optuna.trial.TrialState.WAITING]
+        if limit is not None and len(started) >= limit:
+            return  # every trial of the study has started: a queued step would be left waiting
         best = sorted(
             (
                 t

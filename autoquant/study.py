@@ -252,6 +252,8 @@ class Objective:
         trial.set_user_attr("duplicate_of", earlier_number)
         earlier = _wait_finished(trial.study, earlier_number)
         if earlier.state == optuna.trial.TrialState.PRUNED:
+            reason = earlier.user_attrs.get("pruned_reason", "pruned")
+            trial.set_user_attr("pruned_reason", f"as trial {earlier_number}: {reason}")
             raise optuna.TrialPruned(f"same configuration as trial {earlier_number} (pruned)")
         if earlier.state != optuna.trial.TrialState.COMPLETE:
             raise RuntimeError(f"same configuration as trial {earlier_number}, which failed")
