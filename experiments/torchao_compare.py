@@ -25,9 +25,10 @@ from autoquant import QuantConfig, apply
 from autoquant.compile import compile_module
 from autoquant.evaluate import SCENARIOS, example_batch, measure_latency, score, serialized_size
 from autoquant.tasks import digits_task
+from autoquant.tracking import machine_info
 
-MODELS = ["mlp", "cnn", "lstm", "transformer", "resnet18", "mobilenet_v2"]
-CONV_MODELS = {"cnn", "resnet18", "mobilenet_v2"}
+MODELS = ["mlp", "cnn", "cnn_outliers", "lstm", "transformer", "resnet18", "mobilenet_v2"]
+CONV_MODELS = {"cnn", "cnn_outliers", "resnet18", "mobilenet_v2"}
 
 TORCHAO = [
     QuantConfig("pt2e_static_int8", "x86"),
@@ -167,19 +168,21 @@ def fmt(row: dict, key: str, pattern: str) -> str:
 def write_table(rows: list[dict], out: Path, models: list[str], minutes: float) -> None:
     import torchao
 
+    machine = machine_info()
+    cpu_capability = torch.backends.cpu.get_cpu_capability()
     lines = [
         "# torch.ao against torchao, measured on this machine",
         "",
         f"Written by `experiments/torchao_compare.py --models {' '.join(models)}` on "
         f"{datetime.date.today()} in {minutes:.0f} min.",
         "",
-        f"- machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-        f"torch threads available, {platform.platform()}",
+        f"- machine: {machine['machine.cpu']} ({cpu_capability} kernels), "
+        f"{machine['machine.cores']} cores, {platform.platform()}",
         f"- torch {torch.__version__}, torchao {torchao.__version__}, autoquant "
         f"{autoquant.__version__}",
         "- latency: median per call, all rows of a model+scenario timed in one interleaved "
-        "measurement (`autoquant.evaluate.measure_latency`); the machine was shared with another "
-        "benchmark, so small differences are noise",
+        "measurement (`autoquant.evaluate.measure_latency`); differences of a few percent are "
+        "noise on a 2-core machine",
         "- `vs eager`: eager float latency / this latency; `vs compiled`: compiled float latency "
         "/ this latency (compiled rows only). Compiled = `torch.compile`, Inductor, freezing on, "
         "`dynamic=False`; `compile s` is the first compilation on the timed shape",
