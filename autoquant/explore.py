@@ -74,14 +74,7 @@ def neighbours(
             steps += [
                 dataclasses.replace(config, **{field: v}) for v in values[field] if v != current
             ]
-    inside, seen = [], {config.canonical().to_json()}
-    for step in steps:
-        step = step.canonical()
-        key = step.to_json()
-        if key not in seen and space.params_for(step, layers, sensitive_first) is not None:
-            seen.add(key)
-            inside.append(step)
-    return inside
+    return space.inside(steps, layers, sensitive_first, exclude=[config])
 
 
 class LocalSteps:

@@ -53,14 +53,7 @@ def repairs(
         limit = space.max_float if space.layer_mode == "ranked" else len(layers) - 1
         for k in range(1, min(limit, MAX_FLOAT_STEPS, len(sensitive_first)) + 1):
             steps.append(dataclasses.replace(config, keep_float=tuple(sensitive_first[:k])))
-    inside, seen = [], set()
-    for step in steps:
-        step = step.canonical()
-        key = step.to_json()
-        if key not in seen and space.params_for(step, layers, sensitive_first) is not None:
-            seen.add(key)
-            inside.append(step)
-    return inside
+    return space.inside(steps, layers, sensitive_first)
 
 
 class RecoveryLadder:

@@ -115,6 +115,25 @@ class SearchSpace:
             return impl.no_compile_reason
         return None
 
+    def inside(
+        self,
+        configs: Sequence[QuantConfig],
+        layers: Sequence[str],
+        sensitive_first: Sequence[str] = (),
+        *,
+        exclude: Sequence[QuantConfig] = (),
+    ) -> list[QuantConfig]:
+        """``configs`` in canonical form, each once, in order: those this space holds and
+        ``exclude`` does not."""
+        result, seen = [], {c.canonical().to_json() for c in exclude}
+        for config in configs:
+            config = config.canonical()
+            key = config.to_json()
+            if key not in seen and self.params_for(config, layers, sensitive_first) is not None:
+                seen.add(key)
+                result.append(config)
+        return result
+
     def params_for(
         self, config: QuantConfig, layers: Sequence[str], sensitive_first: Sequence[str] = ()
     ) -> dict[str, Any] | None:
