@@ -46,7 +46,10 @@ def compile_note(config: QuantConfig) -> str:
         f"with torch._inductor.config.patch({INDUCTOR_OPTIONS}), torch.no_grad():\n"
         "    model(example)  # the first call compiles (seconds); later calls are fast\n```\n\n"
         "Inductor writes the thread count into its kernels when it compiles: call "
-        "`torch.set_num_threads(n)` with the threads you serve on before that first call.\n"
+        "`torch.set_num_threads(n)` with the threads you serve on before that first call. "
+        "A later `torch.export` (or `torch._dynamo.reset()`) in the same process clears "
+        "Dynamo's caches and the next call compiles again: make every call within the same "
+        "`patch`, as `autoquant.load` does, so that compilation freezes the weights too.\n"
     )
 
 
@@ -116,20 +119,20 @@ class LoadedModel(nn.Module):
         super().__init__()
         self.scripted = scripted
         self.config = config
-        self._compiled = self._compile_pending = compile and deploys_compiled(config)
-        if self._compile_pending:
+        self._compiled = compile and deploys_compiled(config)
+        if self._compiled:
             self.scripted = torch.compile(scripted, dynamic=False)
 
     def forward(self, *args):
-        from autoquant.compile import INDUCTOR_OPTIONS, canonical
+        from autoquant.compile import canonical, inductor_settings
 
-        if self._compiled:
-            args = tuple(canonical(a) for a in args)  # strides the compiled graph guards on
-        with quantized_engine(self.config.backend):
-            if self._compile_pending:  # the first call compiles, with the measured settings
-                self._compile_pending = False
-                with torch._inductor.config.patch(INDUCTOR_OPTIONS):
-                    return self.scripted(*args)
+        if not self._compiled:
+            with quantized_engine(self.config.backend):
+                return self.scripted(*args)
+        args = tuple(canonical(a) for a in args)  # strides the compiled graph guards on
+        # The first call compiles with the measured settings; every call holds them, so a
+        # recompilation (Dynamo's caches cleared, a new shape) gives the same frozen kernels.
+        with quantized_engine(self.config.backend), inductor_settings():
             return self.scripted(*args)
 
 

@@ -128,3 +128,29 @@ def test_a_batch_with_other_strides_does_not_compile_the_model_again(mlp_task):
     with torch.no_grad():
         torch.testing.assert_close(quantized(odd), mlp_task.model(x), rtol=1e-4, atol=1e-4)
     assert counters["stats"]["unique_graphs"] == graphs
+
+
+def test_a_loaded_compiled_model_compiles_again_with_frozen_weights(
+    mlp_task, tmp_path, monkeypatch
+):
+    # torchao's PT2E conversion clears Dynamo's caches, and the next call of a compiled model
+    # compiles it again: that compilation must use the measured settings (frozen weights) too.
+    import torch._inductor.compile_fx as compile_fx
+
+    x = mlp_task.validation_data[0][0][:1]
+    save(apply(mlp_task.model, COMPILED_FLOAT, mlp_task.calibration_data), tmp_path, x)
+    loaded = load(tmp_path)
+    freezing = []
+    original = compile_fx.compile_fx
+
+    def spy(*args, **kwargs):
+        freezing.append(torch._inductor.config.freezing)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(compile_fx, "compile_fx", spy)
+    with torch.no_grad():
+        loaded(x)
+        torch._dynamo.reset()
+        out = loaded(x)
+    torch.testing.assert_close(out, mlp_task.model(x), rtol=1e-4, atol=1e-4)
+    assert len(freezing) >= 2 and all(freezing), freezing
