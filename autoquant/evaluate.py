@@ -181,6 +181,12 @@ def measure_latency(
     Each model is warmed up, then rounds run every model once (order rotated each round) until
     ``budget_s`` seconds of timing per model or ``max_rounds``. Calls that are too short for the
     clock are repeated inside one sample.
+
+    Every sample follows an untimed call of the same model: a deployed model serves call after
+    call, with its weights in cache, while the other models' calls between its samples would
+    evict them. Measured on resnet18 at batch 1: timed cold, float ran 12.4 ms and its static
+    int8 models 1.46 ms (fbgemm) to 1.64 ms (x86), a 12% gap between engines; timed warm,
+    10.4 ms and 0.98 ms for both.
     """
     names = list(models)
     example = canonical(example)  # the strides compiled models were compiled for
@@ -206,11 +212,13 @@ def measure_latency(
         while rounds < max_rounds and (rounds < min_rounds or spent < budget_s * len(names)):
             order = names[rounds % len(names) :] + names[: rounds % len(names)]
             for name in order:
+                warm = time.perf_counter()
+                models[name](example)  # untimed: brings its weights back into cache
                 start = time.perf_counter()
                 for _ in range(inner[name]):
                     models[name](example)
                 elapsed = time.perf_counter() - start
-                spent += elapsed
+                spent += time.perf_counter() - warm
                 samples[name].append(elapsed / inner[name] * 1000)
             rounds += 1
     result = {}
