@@ -26,6 +26,7 @@ import torch
 import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
 from autoquant.analysis import inspect
 from autoquant.budget import Budget
+from autoquant.evaluate import SCENARIOS
 from autoquant.history import history_candidates
 from autoquant.report import format_table
 from autoquant.space import load_space
@@ -56,7 +57,7 @@ def trials_to_near_best(rec, share: float = 0.95) -> int | None:
     return None
 
 
-def run(task, warm_start, trials, seed, study, uri):
+def run(task, warm_start, trials, seed, study, uri, scenario):
     started = time.perf_counter()
     rec = search(
         task,
@@ -64,6 +65,7 @@ def run(task, warm_start, trials, seed, study, uri):
         "default",
         n_trials=trials,
         seed=seed,
+        scenario=scenario,
         study_name=study,
         warm_start=warm_start,
         progress=False,
@@ -83,6 +85,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--scenario",
+        default="bs1-t1",
+        choices=sorted(SCENARIOS),
+        help="the deployment every study optimizes for (batch size, threads)",
+    )
+    parser.add_argument(
         "--history-target",
         default="resnet18",
         help="part B: the model warm-started from the others' studies",
@@ -90,13 +98,18 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "WARM_START.md"))
     args = parser.parse_args()
 
+    scenario = SCENARIOS[args.scenario]
     store = tempfile.mkdtemp(prefix="autoquant-warm-")
     uri = f"sqlite:///{store}/mlflow.db"
     rows, rules_recs = [], {}
     for model in args.models:
         task = digits_task(model)
-        with_prior, t1 = run(task, "rules", args.trials, args.seed, f"rules-{model}", uri)
-        without, t2 = run(task, "none", args.trials, args.seed, f"none-{model}", None)
+        with_prior, t1 = run(
+            task, "rules", args.trials, args.seed, f"rules-{model}", uri, args.scenario
+        )
+        without, t2 = run(
+            task, "none", args.trials, args.seed, f"none-{model}", None, args.scenario
+        )
         rules_recs[model] = with_prior
         rows.append(
             {
@@ -124,7 +137,8 @@ def main() -> None:
         f"{datetime.date.today()}, {platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}; budget 1pt, `default` "
         f"space, {args.trials} trials per study, seed {args.seed}. Speedups are validation "
-        f"figures at bs1-t1 (batch 1, 1 thread), measured against float in the same process.",
+        f"figures at {args.scenario} ({scenario.batch_size} per batch, {scenario.threads} "
+        f"thread(s)), measured against eager float in the same process.",
         f"Command: `{' '.join(['.venv/bin/python experiments/warm_start.py', *sys.argv[1:]])}`",
         "",
         "## A. Rules against no warm start",
@@ -145,6 +159,7 @@ def main() -> None:
             Budget(1.0),
             tracking_uri=uri,
             exclude_model=target,
+            scenario=args.scenario,
         )
         history_rec, t3 = run(
             task,
@@ -153,6 +168,7 @@ def main() -> None:
             args.seed,
             f"history-{target}",
             None,
+            args.scenario,
         )
         rules_rec = rules_recs[target]
         lines += [
