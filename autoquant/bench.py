@@ -603,7 +603,8 @@ def write_report(
         "",
         f"Produced by `{command}` on {datetime.date.today().isoformat()} in "
         f"{seconds / 60:.0f} min (cached pieces are reused; times below are each piece's own).",
-        f"Machine: {info['machine.cpu']}, {info['machine.cores']} cores; "
+        f"Machine: {info['machine.cpu']} ({info['machine.cpu_capability']} kernels), "
+        f"{info['machine.cores']} cores; "
         f"torch {info['version.torch']}, optuna {info['version.optuna']}, "
         f"mlflow {info['version.mlflow']}, autoquant {info['version.autoquant']}.",
         f"Plan: models {', '.join(plan.models)}; scenarios {', '.join(plan.scenarios)}; budgets "

@@ -64,7 +64,8 @@ def param_value(value: Any) -> str:
 
 
 def machine_info() -> dict[str, str]:
-    """CPU model, cores and thread count: latency figures mean little without them."""
+    """CPU model, vector extensions, cores and threads: latency figures mean little without
+    them (int8 kernels differ most: AVX2 against AVX512 with VNNI)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -75,6 +76,7 @@ def machine_info() -> dict[str, str]:
         pass
     return {
         "machine.cpu": cpu,
+        "machine.cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "machine.cores": str(os.cpu_count()),
         "machine.torch_threads": str(torch.get_num_threads()),
         "machine.platform": platform.platform(),

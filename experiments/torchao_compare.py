@@ -169,14 +169,13 @@ def write_table(rows: list[dict], out: Path, models: list[str], minutes: float) 
     import torchao
 
     machine = machine_info()
-    cpu_capability = torch.backends.cpu.get_cpu_capability()
     lines = [
         "# torch.ao against torchao, measured on this machine",
         "",
         f"Written by `experiments/torchao_compare.py --models {' '.join(models)}` on "
         f"{datetime.date.today()} in {minutes:.0f} min.",
         "",
-        f"- machine: {machine['machine.cpu']} ({cpu_capability} kernels), "
+        f"- machine: {machine['machine.cpu']} ({machine['machine.cpu_capability']} kernels), "
         f"{machine['machine.cores']} cores, {platform.platform()}",
         f"- torch {torch.__version__}, torchao {torchao.__version__}, autoquant "
         f"{autoquant.__version__}",

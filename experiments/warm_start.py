@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from autoquant.report import format_table
 from autoquant.space import load_space
 from autoquant.study import search
 from autoquant.tasks import digits_task
-from autoquant.tracking import MlflowTracker
+from autoquant.tracking import MlflowTracker, machine_info
 
 HERE = Path(__file__).resolve().parent
 
@@ -131,14 +130,15 @@ def main() -> None:
         values = [r[key] for r in rows if r[key] is not None]
         return sum(values) / len(values) if values else float("nan")
 
+    machine = machine_info()
     lines = [
         "# Warm start: expert rules and learned history",
         "",
-        f"{datetime.date.today()}, {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}; budget 1pt, `default` "
-        f"space, {args.trials} trials per study, seed {args.seed}. Speedups are validation "
-        f"figures at {args.scenario} ({scenario.batch_size} per batch, {scenario.threads} "
-        f"thread(s)), measured against eager float in the same process.",
+        f"{datetime.date.today()}, {machine['machine.cpu']} ({machine['machine.cpu_capability']} "
+        f"kernels), {machine['machine.cores']} cores, torch {torch.__version__}; budget 1pt, "
+        f"`default` space, {args.trials} trials per study, seed {args.seed}. Speedups are "
+        f"validation figures at {args.scenario} ({scenario.batch_size} per batch, "
+        f"{scenario.threads} thread(s)), measured against eager float in the same process.",
         f"Command: `{' '.join(['.venv/bin/python experiments/warm_start.py', *sys.argv[1:]])}`",
         "",
         "## A. Rules against no warm start",
