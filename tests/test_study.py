@@ -192,3 +192,21 @@ def test_ties_go_to_the_smaller_then_simpler_then_faster():
     ]
     ranked = _rank(records, "latency")
     assert [r.number for r in ranked] == [1, 0, 2, 3]  # 4.72-4.83 are within 3%: static first
+
+
+def test_trials_within_a_trials_noise_of_the_fastest_also_reach_the_final_round():
+    from autoquant.evaluate import Metrics
+    from autoquant.recommend import TrialRecord, shortlist
+
+    def record(number, speedup):
+        metrics = Metrics(
+            0.97, 0.97, 0.0, 0.0, 1 / speedup, 0.0, 1.0, speedup, 100, 400, 0.25, "bs1-t1"
+        )
+        return TrialRecord(number, "complete", QuantConfig(method="static_int8"), metrics, -1.0)
+
+    speeds = [2.78, 2.77, 2.69, 2.63, 2.60, 2.55, 2.52, 1.80]
+    records = [record(i, s) for i, s in enumerate(speeds)]
+    # 2.60 and 2.55 are within 10% of 2.78: they go too; 2.52 is, but past the cap of 6
+    assert [r.number for r in shortlist(records, "latency")] == [0, 1, 2, 3, 4, 5]
+    assert [r.number for r in shortlist(records[:4] + records[7:], "latency")] == [0, 1, 2, 3]
+    assert len(shortlist(records, "size")) == 4
