@@ -136,12 +136,20 @@ def inspect(model: nn.Module, example: torch.Tensor) -> ModelReport:
         "dynamic": any(type(modules[x.name]) in DYNAMIC_TYPES for x in layers),
         "static": error is None or any(type(modules[x.name]) in EAGER_TYPES for x in layers),
         "qat": error is None and bool(layers),
+        # torchao: PT2E goes through torch.export, not FX (a failure shows when a trial runs);
+        # quantize_ replaces Linear weights only
+        "pt2e": bool(layers),
+        "linear": any(isinstance(modules[x.name], nn.Linear) for x in layers),
     }
     needs = {
         "dynamic_int8": "dynamic",
         "dynamic_fp16": "dynamic",
         "static_int8": "static",
         "qat_int8": "qat",
+        "pt2e_static_int8": "pt2e",
+        "torchao_dynamic_int8": "linear",
+        "torchao_weight_only_int8": "linear",
+        "torchao_int4_weight_only": "linear",
     }
     methods = {}
     for name in available_methods():

@@ -21,8 +21,13 @@ def test_traceable_conv_model(cnn_task):
         "dynamic_fp16",
         "static_int8",
         "qat_int8",
+        "pt2e_static_int8",
+        "torchao_dynamic_int8",
+        "torchao_weight_only_int8",
+        "torchao_int4_weight_only",
     }
     assert report.methods["dynamic_fp16"] == ["x86", "fbgemm"]
+    assert report.methods["pt2e_static_int8"] == ["x86", "qnnpack"]
     assert report.float_latency_ms > 0 and report.size_bytes > 0
     assert "torch.fx: traceable" in report.table()
 
