@@ -379,12 +379,13 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
     from autoquant.analysis import inspect
     from autoquant.budget import Budget
-    from autoquant.evaluate import example_batch
+    from autoquant.evaluate import example_batch, get_scenario
     from autoquant.prior import Candidate, best_estimate, estimate, prior_candidates
     from autoquant.report import format_table
 
     started = time.perf_counter()
     budget = Budget.parse(args.budget)
+    scenario = get_scenario(args.scenario)
     task = _task_for(args)
     report = inspect(task.model, example_batch(task.validation_data, 1))
     candidates = []
@@ -398,6 +399,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             budget,
             tracking_uri=args.tracking_uri,
             exclude_model=task.model_name,
+            scenario=scenario.name,
         )
         if studies:
             print(f"Learned from past studies: {', '.join(studies)}")
@@ -407,8 +409,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             Candidate(c, f"predicted from past studies: drop {d:.2f}pt, speedup {s:.2f}x")
             for c, d, s in ranked
         ]
-    candidates = candidates or prior_candidates(report, budget, target=args.target)
-    estimates = estimate(task, candidates)
+    candidates = candidates or prior_candidates(
+        report, budget, target=args.target, batch_size=scenario.batch_size
+    )
+    estimates = estimate(task, candidates, scenario)
     rows = [
         {
             "candidate": e.config.label(),
@@ -428,7 +432,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         print(f"Suggestion: {best.config.label()} ({best.reason})")
         print(f"config: {best.config.to_json()}")
     print(
-        f"(estimates from a quick measurement on 2 validation batches, "
+        f"(estimates from a quick measurement on 2 validation batches at {scenario.name}, "
         f"{time.perf_counter() - started:.1f} s; `autoquant search` measures properly)"
     )
     return EXIT_OK
@@ -500,6 +504,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from autoquant.evaluate import SCENARIOS
+
     parser = argparse.ArgumentParser(
         prog="autoquant",
         description="Find the fastest or smallest quantized PyTorch model within an "
@@ -563,6 +569,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(recommend)
     recommend.add_argument("--budget", default="1pt", help="largest drop (default 1pt)")
     recommend.add_argument("--target", default="server", choices=["server", "mobile"])
+    recommend.add_argument(
+        "--scenario",
+        default="bs1-t1",
+        choices=list(SCENARIOS),
+        help="the deployment to suggest for and estimate at (default bs1-t1)",
+    )
     recommend.add_argument(
         "--from-history",
         action="store_true",

@@ -18,6 +18,9 @@ from autoquant.config import QuantConfig
 TARGETS = ("server", "mobile")
 #: Below this many multiply-accumulates per example, int8 overheads tend to outweigh its gain.
 TINY_MACS = 1_000_000
+#: From this batch size a deployment is throughput-bound: measured on AVX2 and AVX512 CPUs at
+#: batch 64, PT2E int8 beat torch.ao int8 on resnet18, mobilenet_v2 and the digits CNN.
+THROUGHPUT_BATCH = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,13 +48,31 @@ def prior_candidates(
     *,
     target: str = "server",
     sensitivity: list[dict] | None = None,
+    batch_size: int = 1,
 ) -> list[Candidate]:
-    """Candidates in the order an expert would try them, each with its reason."""
+    """Candidates in the order an expert would try them, each with its reason.
+
+    ``batch_size`` is the deployment's (the scenario's): at batches of many examples the
+    compiled torchao engine comes first for convolutional models.
+    """
     f = report.features
     mobile = target == "mobile"
     backend = "qnnpack" if mobile else "x86"
     candidates: list[Candidate] = []
     dense = f["linear_share"] + f["recurrent_share"]
+    if f["conv_share"] >= 0.5 and batch_size >= THROUGHPUT_BATCH and not mobile:
+        if "x86" in report.methods.get("pt2e_static_int8", []):
+            candidates.append(
+                Candidate(
+                    dataclasses.replace(_static("x86"), method="pt2e_static_int8"),
+                    (
+                        f"At {batch_size} examples per call, the same static int8 through "
+                        f"torchao's PT2E, compiled by Inductor, ran faster than torch.ao's "
+                        f"kernels on every convolutional model measured (experiments/"
+                        f"TORCHAO.md, DEPLOYMENTS.md)."
+                    ),
+                )
+            )
     if f["conv_share"] >= 0.5:
         if report.fx_traceable or not mobile:
             candidates.append(
@@ -145,6 +166,7 @@ def estimate(task, candidates: list[Candidate], scenario=None) -> list[Estimate]
         measure_latency,
         score,
         serialized_size,
+        timed_models,
     )
 
     scenario = scenario or SCENARIOS["bs1-t1"]
@@ -157,19 +179,16 @@ def estimate(task, candidates: list[Candidate], scenario=None) -> list[Estimate]
         quick = dataclasses.replace(candidate.config, calibration_batches=2, qat_epochs=1)
         try:
             model = apply(task.model, quick, task.calibration_data, task.train_data)
+            # compiled first where the candidate deploys compiled, as a search would time it
+            models, _ = timed_models(model, task.model, example, scenario)
             timing = measure_latency(
-                {"float": task.model, "candidate": model},
-                example,
-                scenario.threads,
-                budget_s=0.2,
-                min_rounds=5,
-                max_rounds=15,
+                models, example, scenario.threads, budget_s=0.2, min_rounds=5, max_rounds=15
             )
             results.append(
                 Estimate(
                     candidate.config,
                     candidate.reason,
-                    timing["float"].median_ms / timing["candidate"].median_ms,
+                    timing[scenario.reference].median_ms / timing["candidate"].median_ms,
                     serialized_size(model) / float_size,
                     100 * (float_score - score(model, data, task.metric)),
                 )

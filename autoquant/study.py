@@ -175,7 +175,11 @@ class Objective:
         """The first ``top`` prior candidates that lie in the space."""
         target = "mobile" if self.space.backends == ("qnnpack",) else "server"
         candidates = prior_candidates(
-            self.report, self.budget, target=target, sensitivity=self.sensitivity
+            self.report,
+            self.budget,
+            target=target,
+            sensitivity=self.sensitivity,
+            batch_size=self.scenario.batch_size,
         )
         inside = [
             c.config

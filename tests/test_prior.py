@@ -29,6 +29,32 @@ def test_conv_model_gets_static_int8_per_channel_histogram(cnn_task):
     assert ("static_int8", "fbgemm") in methods(found)
 
 
+def test_throughput_puts_the_compiled_torchao_engine_first_for_conv_models(cnn_task, mlp_task):
+    found = candidates_for(cnn_task, batch_size=64)
+    assert methods(found)[:3] == [
+        ("pt2e_static_int8", "x86"),
+        ("static_int8", "x86"),
+        ("static_int8", "fbgemm"),
+    ]
+    assert "PT2E" in found[0].reason and "64 examples" in found[0].reason
+    # not at batch 1, not for the mobile target, not for a Linear model
+    assert "pt2e_static_int8" not in [m for m, _ in methods(candidates_for(cnn_task))]
+    mobile = candidates_for(cnn_task, batch_size=64, target="mobile")
+    assert "pt2e_static_int8" not in [m for m, _ in methods(mobile)]
+    assert "pt2e_static_int8" not in [
+        m for m, _ in methods(candidates_for(mlp_task, batch_size=64))
+    ]
+
+
+def test_a_compiled_candidate_is_estimated_compiled(cnn_task):
+    from autoquant.evaluate import get_scenario
+
+    pt2e = candidates_for(cnn_task, batch_size=64)[:1]
+    (estimated,) = estimate(cnn_task, pt2e, get_scenario("bs64-t2"))
+    # its eager graph runs reference int8 at a fraction of float's speed; compiled it does not
+    assert estimated.error is None and estimated.speedup > 1.0, estimated
+
+
 def test_mobile_target_uses_qnnpack(cnn_task):
     found = candidates_for(cnn_task, target="mobile")
     assert {c.config.backend for c in found if c.config.method != "fp32"} == {"qnnpack"}
@@ -110,3 +136,9 @@ def test_recommend_command_prints_a_suggestion_with_reasons(model, capsys):
     assert main(["recommend", model]) == 0
     out = capsys.readouterr().out
     assert "Suggestion:" in out and "est. speedup" in out and "why" in out
+
+
+def test_recommend_command_suggests_for_the_scenario(capsys):
+    assert main(["recommend", "cnn", "--scenario", "bs64-t2"]) == 0
+    out = capsys.readouterr().out
+    assert "pt2e_static_int8" in out and "at bs64-t2" in out
