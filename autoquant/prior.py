@@ -60,18 +60,34 @@ def prior_candidates(
     backend = "qnnpack" if mobile else "x86"
     candidates: list[Candidate] = []
     dense = f["linear_share"] + f["recurrent_share"]
-    if f["conv_share"] >= 0.5 and batch_size >= THROUGHPUT_BATCH and not mobile:
-        if "x86" in report.methods.get("pt2e_static_int8", []):
+    # the layers that lose the most when quantized alone (measured), kept in float
+    worst = [s for s in sensitivity or [] if s["drop_points"] > budget.max_drop / 2][:3]
+    keep = tuple(s["name"] for s in worst) if f["conv_share"] >= 0.5 else ()
+    drops = ", ".join(f"{s['drop_points']:.1f}" for s in worst)
+    keep_reason = (
+        f"{', '.join(keep)} lose the most when quantized alone ({drops} points): kept in float"
+    )
+    throughput = batch_size >= THROUGHPUT_BATCH and not mobile
+    if (
+        f["conv_share"] >= 0.5
+        and throughput
+        and "x86" in report.methods.get("pt2e_static_int8", [])
+    ):
+        pt2e = dataclasses.replace(_static("x86"), method="pt2e_static_int8")
+        candidates.append(
+            Candidate(
+                pt2e,
+                (
+                    f"At {batch_size} examples per call, the same static int8 through "
+                    f"torchao's PT2E, compiled by Inductor, ran faster than torch.ao's "
+                    f"kernels on every convolutional model measured (experiments/"
+                    f"TORCHAO.md, DEPLOYMENTS.md)."
+                ),
+            )
+        )
+        if keep:
             candidates.append(
-                Candidate(
-                    dataclasses.replace(_static("x86"), method="pt2e_static_int8"),
-                    (
-                        f"At {batch_size} examples per call, the same static int8 through "
-                        f"torchao's PT2E, compiled by Inductor, ran faster than torch.ao's "
-                        f"kernels on every convolutional model measured (experiments/"
-                        f"TORCHAO.md, DEPLOYMENTS.md)."
-                    ),
-                )
+                Candidate(dataclasses.replace(pt2e, keep_float=keep), f"{keep_reason} (PT2E).")
             )
     if f["conv_share"] >= 0.5:
         if report.fx_traceable or not mobile:
@@ -106,20 +122,8 @@ def prior_candidates(
                 f"quantizes without calibration (activations quantized at run time).",
             )
         )
-    if sensitivity:
-        worst = [s for s in sensitivity if s["drop_points"] > budget.max_drop / 2][:3]
-        if worst and f["conv_share"] >= 0.5:
-            names = tuple(s["name"] for s in worst)
-            drops = ", ".join(f"{s['drop_points']:.1f}" for s in worst)
-            candidates.append(
-                Candidate(
-                    _static(backend, names),
-                    (
-                        f"{', '.join(names)} lose the most when quantized alone ({drops} "
-                        f"points): kept in float."
-                    ),
-                )
-            )
+    if keep:
+        candidates.append(Candidate(_static(backend, keep), f"{keep_reason}."))
     if report.methods.get("dynamic_fp16") and not mobile and (dense > 0 or not candidates):
         candidates.append(
             Candidate(

@@ -37,6 +37,9 @@ def test_throughput_puts_the_compiled_torchao_engine_first_for_conv_models(cnn_t
         ("static_int8", "fbgemm"),
     ]
     assert "PT2E" in found[0].reason and "64 examples" in found[0].reason
+    sensitivity = [{"name": "block3.0", "drop_points": 5.0}, {"name": "fc", "drop_points": 0.1}]
+    kept = candidates_for(cnn_task, batch_size=64, sensitivity=sensitivity)[1]
+    assert (kept.config.method, kept.config.keep_float) == ("pt2e_static_int8", ("block3.0",))
     # not at batch 1, not for the mobile target, not for a Linear model
     assert "pt2e_static_int8" not in [m for m, _ in methods(candidates_for(cnn_task))]
     mobile = candidates_for(cnn_task, batch_size=64, target="mobile")
