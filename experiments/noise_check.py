@@ -1,0 +1,59 @@
+"""How far apart do configurations with the same kernels time? The measurement noise of a
+head-to-head, for reading the benchmark's "fastest within noise" verdicts.
+
+Each pair is rebuilt and timed together with float, interleaved (``measure_latency``), several
+times; torch.ao's and PT2E's int8 kernels are the same whether activations use 7 or 8 bits
+(``reduce_range``), so their gap is noise, and x86 against fbgemm shows a real engine gap.
+
+    .venv/bin/python experiments/noise_check.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
+from autoquant import QuantConfig, apply
+from autoquant.evaluate import example_batch, get_scenario, measure_latency, timed_models
+from autoquant.tasks import digits_task
+
+STATIC = dict(activation_observer="histogram", weight_observer="per_channel_minmax")
+PAIRS = [
+    ("resnet18", "bs1-t1", QuantConfig(method="static_int8", backend="fbgemm", **STATIC), "range"),
+    (
+        "mobilenet_v2",
+        "bs1-t1",
+        QuantConfig(method="static_int8", backend="x86", **STATIC),
+        "fbgemm",
+    ),
+    ("mobilenet_v2", "bs64-t2", QuantConfig(method="pt2e_static_int8", **STATIC), "range"),
+]
+REPEATS = 3
+
+
+def main() -> None:
+    for model_name, scenario_name, config, other in PAIRS:
+        task = digits_task(model_name)
+        scenario = get_scenario(scenario_name)
+        changed = {"reduce_range": False} if other == "range" else {"backend": "fbgemm"}
+        second = dataclasses.replace(config, **changed)
+        example = example_batch(task.validation_data, scenario.batch_size)
+        models = {}
+        for c in (config, second):
+            model = apply(task.model, c, task.calibration_data)
+            timed, _ = timed_models(model, task.model, example, scenario)
+            models[c.label()] = timed["candidate"]
+        models["float"] = task.model
+        a, b = config.label(), second.label()
+        for repeat in range(REPEATS):
+            t = measure_latency(models, example, scenario.threads, budget_s=1.0, min_rounds=10)
+            sa, sb = (t["float"].median_ms / t[n].median_ms for n in (a, b))
+            print(
+                f"{model_name} {scenario_name} #{repeat + 1}: {a} {sa:.2f}x, {b} {sb:.2f}x, "
+                f"gap {abs(sa - sb) / max(sa, sb):.1%}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
