@@ -6,6 +6,8 @@ torch.ao methods in the registry), so the messages would only flood a user's ter
 these exact messages are filtered; every other warning still reaches the user.
 """
 
+import logging
+import re
 import warnings
 
 SILENCED = (
@@ -39,6 +41,25 @@ SILENCED = (
 )
 
 
+#: torch logs these through ``logging`` (``W... _pytree.py:630]``) on every first compile: a
+#: torchao enum registered the old way, and a CUDA build of torch looking for CUDA on a CPU host.
+SILENCED_LOGS = {
+    "torch.utils._pytree": r"is an Enum subclass and is now natively supported by torch\.compile",
+    "torch.utils.cpp_extension": r"No CUDA runtime is found",
+}
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.pattern = re.compile(pattern)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.pattern.search(record.getMessage())
+
+
 def silence_torch_ao_warnings() -> None:
     for message in SILENCED:
         warnings.filterwarnings("ignore", message=message)
+    for logger, message in SILENCED_LOGS.items():
+        logging.getLogger(logger).addFilter(_DropMessage(message))
