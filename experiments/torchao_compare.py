@@ -180,7 +180,8 @@ def write_table(rows: list[dict], out: Path, models: list[str], minutes: float) 
         f"- torch {torch.__version__}, torchao {torchao.__version__}, autoquant "
         f"{autoquant.__version__}",
         "- latency: median per call, all rows of a model+scenario timed in one interleaved "
-        "measurement (`autoquant.evaluate.measure_latency`); differences of a few percent are "
+        "measurement, each sample after an untimed call of the same model "
+        "(`autoquant.evaluate.measure_latency`); differences of a few percent are "
         "noise on a 2-core machine",
         "- `vs eager`: eager float latency / this latency; `vs compiled`: compiled float latency "
         "/ this latency (compiled rows only). Compiled = `torch.compile`, Inductor, freezing on, "
