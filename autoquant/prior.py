@@ -80,8 +80,8 @@ def prior_candidates(
                 (
                     f"At {batch_size} examples per call, the same static int8 through "
                     f"torchao's PT2E, compiled by Inductor, ran faster than torch.ao's "
-                    f"kernels on every convolutional model measured (experiments/"
-                    f"TORCHAO.md, DEPLOYMENTS.md)."
+                    f"kernels on every convolutional model measured on AVX2 and AVX512 CPUs "
+                    f"(experiments/TORCHAO.md, TORCHAO-avx512.md)."
                 ),
             )
         )
