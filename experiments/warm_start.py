@@ -9,6 +9,10 @@ rules-only study of part A (same seed).
 
     .venv/bin/python experiments/warm_start.py            # writes experiments/WARM_START.md
     .venv/bin/python experiments/warm_start.py --trials 8 --models mlp cnn lstm transformer
+    # WARM_START.md as committed (about 26 min on 2 cores):
+    .venv/bin/python experiments/warm_start.py --scenario bs64-t2 \
+        --models mlp lstm cnn cnn_outliers transformer mobilenet_v2 resnet18 \
+        --history-targets mlp lstm cnn cnn_outliers transformer mobilenet_v2 resnet18
 """
 
 from __future__ import annotations
