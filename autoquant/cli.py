@@ -13,16 +13,19 @@ EXIT_INFEASIBLE = 3
 
 
 def _add_task_options(parser: argparse.ArgumentParser) -> None:
-    from autoquant.evaluate import SCENARIOS
     from autoquant.tasks import TASKS, zoo_models
 
     parser.add_argument("--task", default="digits", choices=list(TASKS), help="built-in task")
     parser.add_argument(
         "--model", default="resnet18", help=f"zoo model ({', '.join(zoo_models())})"
     )
-    parser.add_argument(
-        "--scenario", default="bs1-t1", choices=list(SCENARIOS), help="batch size and threads"
-    )
+    _add_scenario_option(parser, "batch size and threads")
+
+
+def _add_scenario_option(parser: argparse.ArgumentParser, help: str) -> None:
+    from autoquant.evaluate import SCENARIOS
+
+    parser.add_argument("--scenario", default="bs1-t1", choices=list(SCENARIOS), help=help)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -504,8 +507,6 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from autoquant.evaluate import SCENARIOS
-
     parser = argparse.ArgumentParser(
         prog="autoquant",
         description="Find the fastest or smallest quantized PyTorch model within an "
@@ -569,11 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(recommend)
     recommend.add_argument("--budget", default="1pt", help="largest drop (default 1pt)")
     recommend.add_argument("--target", default="server", choices=["server", "mobile"])
-    recommend.add_argument(
-        "--scenario",
-        default="bs1-t1",
-        choices=list(SCENARIOS),
-        help="the deployment to suggest for and estimate at (default bs1-t1)",
+    _add_scenario_option(
+        recommend, "the deployment to suggest for and estimate at (default bs1-t1)"
     )
     recommend.add_argument(
         "--from-history",

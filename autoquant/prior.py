@@ -179,12 +179,16 @@ def estimate(task, candidates: list[Candidate], scenario=None) -> list[Estimate]
     float_score = score(task.model, data, task.metric)
     float_size = serialized_size(task.model)
     results = []
+    compiled_float = None
     for candidate in candidates:
         quick = dataclasses.replace(candidate.config, calibration_batches=2, qat_epochs=1)
         try:
             model = apply(task.model, quick, task.calibration_data, task.train_data)
-            # compiled first where the candidate deploys compiled, as a search would time it
-            models, _ = timed_models(model, task.model, example, scenario)
+            # compiled first where the candidate deploys compiled, as a search would time it;
+            # the compiled float reference is compiled once for all candidates
+            models, compiled_float = timed_models(
+                model, task.model, example, scenario, compiled_float
+            )
             timing = measure_latency(
                 models, example, scenario.threads, budget_s=0.2, min_rounds=5, max_rounds=15
             )
