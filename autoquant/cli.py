@@ -128,9 +128,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     task = build_task(experiment)
     scenario = get_scenario(experiment.scenario)
     storage = experiment.storage or None
-    warm_start = "rules"
-    if args.from_history:
-        warm_start = _history_warm_start(task, experiment, tracker)
     study_name = experiment.study
     if args.force_new and storage and study_name:
         study_name = _free_study_name(storage, study_name)
@@ -149,7 +146,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         n_jobs=experiment.jobs,
         scenario=scenario,
         tracker=tracker,
-        warm_start=warm_start,
+        warm_start="history" if args.from_history else "rules",
+        history_uri=experiment.tracking_uri,
         trial_timeout=args.trial_timeout,
         isolate=args.isolate,
         experiment={
@@ -334,30 +332,6 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _history_warm_start(task, experiment, tracker):
-    """The configs the history ranks best for this model, or the rules when there is none."""
-    from autoquant.analysis import inspect
-    from autoquant.budget import Budget
-    from autoquant.evaluate import example_batch
-    from autoquant.history import history_candidates
-    from autoquant.space import load_space
-
-    report = inspect(task.model, example_batch(task.validation_data, 1))
-    ranked, studies = history_candidates(
-        report.features,
-        load_space(experiment.space),
-        Budget.parse(experiment.budget),
-        tracking_uri=tracker.uri if tracker else experiment.tracking_uri,
-        exclude_model=task.model_name,
-        scenario=experiment.scenario,
-    )
-    if not studies:
-        print("Too little history in the MLflow store: warm start from the rules.")
-        return "rules"
-    print(f"Warm start learned from past studies: {', '.join(studies)}")
-    return [config for config, _, _ in ranked]
-
-
 def _task_for(args: argparse.Namespace):
     from autoquant.experiment import Experiment, build_task
 
@@ -391,9 +365,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     scenario = get_scenario(args.scenario)
     task = _task_for(args)
     report = inspect(task.model, example_batch(task.validation_data, 1))
-    candidates = []
+    candidates = prior_candidates(
+        report, budget, target=args.target, batch_size=scenario.batch_size
+    )
     if args.from_history:
-        from autoquant.history import history_candidates
+        from autoquant.history import alternate, history_candidates
         from autoquant.space import load_space
 
         ranked, studies = history_candidates(
@@ -408,13 +384,15 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             print(f"Learned from past studies: {', '.join(studies)}")
         else:
             print("Too little history in the MLflow store (fewer than 5 trials): using the rules.")
-        candidates = [
+        learned = [
             Candidate(c, f"predicted from past studies: drop {d:.2f}pt, speedup {s:.2f}x")
             for c, d, s in ranked
         ]
-    candidates = candidates or prior_candidates(
-        report, budget, target=args.target, batch_size=scenario.batch_size
-    )
+        # Three of each keep the estimate within seconds; repeats are measured once.
+        unique = {}
+        for candidate in alternate(candidates[:3], learned):
+            unique.setdefault(candidate.config.canonical().to_json(), candidate)
+        candidates = list(unique.values())
     estimates = estimate(task, candidates, scenario)
     rows = [
         {
@@ -556,7 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument(
         "--from-history",
         action="store_true",
-        help="first trials from a model learned on past studies in MLflow (else expert rules)",
+        help="first trials: the expert rules alternating with the configurations a model learned "
+        "from past studies in MLflow ranks best (else the rules alone)",
     )
     search.set_defaults(run=cmd_search)
 

@@ -138,13 +138,39 @@ class HistoryRanker:
         budget: Budget,
         top: int = 3,
     ) -> list[tuple[QuantConfig, float, float]]:
-        """The ``top`` configs by predicted speedup among those predicted within budget."""
+        """The ``top`` configs by predicted speedup among those predicted within budget, at most
+        one per method, backend and compile choice while others remain.
+
+        One per family: variants that differ only in observer or range are predicted alike, and
+        a warm start spent on three of them tests one guess three times.
+        """
         drops, speedups = self.predict(model_features, configs)
         scored = sorted(
             zip(configs, drops, speedups, strict=True),
             key=lambda t: (t[1] > budget.max_drop, -t[2]),
         )
-        return [(c, float(d), float(s)) for c, d, s in scored[:top]]
+        families = {}
+        for entry in scored:
+            families.setdefault(_family(entry[0]), entry)
+        picked = list(families.values())[:top]
+        picked += [e for e in scored if e not in picked][: top - len(picked)]
+        return [(c, float(d), float(s)) for c, d, s in picked]
+
+
+def _family(config: QuantConfig) -> tuple[str, str, str]:
+    return config.method, config.backend, config.compile
+
+
+def alternate(rules: list, learned: list) -> list:
+    """``rules[0], learned[0], rules[1], learned[1], ...``: the history's picks alternate with
+    the rules', rules first.
+
+    A ranker learned from a handful of models cannot extrapolate to an architecture unlike
+    them (measured: it put an LSTM's float-is-best behind three PT2E guesses), while the rules
+    cover every kind of model; alternating loses at most one trial to either.
+    """
+    pairs = itertools.zip_longest(rules, learned)
+    return [item for pair in pairs for item in pair if item is not None]
 
 
 def space_configs(space: SearchSpace) -> list[QuantConfig]:

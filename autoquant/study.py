@@ -61,6 +61,8 @@ OBJECTIVES = {
 HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 20
 
+WARM_STARTS = ("rules", "history", "none")
+
 FINISHED = (
     optuna.trial.TrialState.COMPLETE,
     optuna.trial.TrialState.PRUNED,
@@ -187,6 +189,31 @@ class Objective:
             if self.space.params_for(c.config, self.layers, self.sensitive_first) is not None
         ]
         return inside[:top]
+
+    def history_configs(self, tracking_uri: str | None, top: int = 3) -> list[QuantConfig]:
+        """The rules' candidates alternating with those the history ranks best
+        (``autoquant.history.alternate``), or the rules alone when the store holds too little
+        history."""
+        from autoquant.history import alternate, history_candidates
+
+        ranked, studies = history_candidates(
+            self.report.features,
+            self.space,
+            self.budget,
+            tracking_uri=tracking_uri,
+            exclude_model=self.task.model_name,
+            scenario=self.scenario.name,
+            top=top,
+        )
+        rules = self.prior_configs(top)
+        if not studies:
+            self.log(
+                "Too little history in the MLflow store (fewer than 5 trials): warm start "
+                "from the rules."
+            )
+            return rules
+        self.log(f"Warm start learned from past studies: {', '.join(studies)}")
+        return alternate(rules, [config for config, _, _ in ranked])
 
     # -- one trial ---------------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial):
@@ -334,6 +361,7 @@ def search(
     scenario: Scenario | str = "bs1-t1",
     prune: bool = True,
     warm_start: str | Iterable[QuantConfig] = "rules",
+    history_uri: str | None = None,
     trial_timeout: float | None = None,
     isolate: bool = False,
     tracker=None,
@@ -360,8 +388,12 @@ def search(
         prune: Stop trials whose drop on a quarter of the validation data is already far past
             the budget.
         warm_start: First trials of a new study: ``"rules"`` (the prior candidates of
-            ``autoquant.prior``, then the plain recipes), a list of configs (for example from
-            ``autoquant.history``; the plain recipes follow) or ``"none"``.
+            ``autoquant.prior``, then the plain recipes), ``"history"`` (the rules' candidates
+            alternating with those a model learned from past studies ranks best; the rules
+            alone when there is too little history), a list of configs (the plain recipes
+            follow) or ``"none"``.
+        history_uri: MLflow store the ``"history"`` warm start learns from; the tracker's
+            store when None.
         trial_timeout: Seconds after which a trial is stopped and recorded as failed.
         isolate: Evaluate each trial in a worker process, so that a crash in a quantized
             kernel (or a hang past ``trial_timeout``) costs one trial, not the study.
@@ -386,6 +418,7 @@ def search(
         scenario=scenario,
         prune=prune,
         warm_start=warm_start,
+        history_uri=history_uri,
         trial_timeout=trial_timeout,
         isolate=isolate,
         tracker=tracker,
@@ -501,6 +534,7 @@ def open_search(
     scenario: Scenario | str = "bs1-t1",
     prune: bool = True,
     warm_start: str | Iterable[QuantConfig] = "rules",
+    history_uri: str | None = None,
     trial_timeout: float | None = None,
     isolate: bool = False,
     tracker=None,
@@ -514,6 +548,8 @@ def open_search(
     space = load_space(space)
     scenario = get_scenario(scenario)
     check_choice("search", "objective", objective, OBJECTIVES)
+    if isinstance(warm_start, str):
+        check_choice("search", "warm_start", warm_start, WARM_STARTS)
     if n_trials is None and timeout is None:
         raise ConfigError("search needs 'n_trials' or 'timeout' (or both); both are None.")
     if n_trials is not None:
@@ -549,7 +585,12 @@ def open_search(
         study.set_user_attr("experiment", experiment)
     runner.prepare(study)
     if not study.get_trials(deepcopy=False) and warm_start != "none":
-        first = runner.prior_configs() if warm_start == "rules" else list(warm_start)
+        if warm_start == "rules":
+            first = runner.prior_configs()
+        elif warm_start == "history":
+            first = runner.history_configs(history_uri or (tracker.uri if tracker else None))
+        else:
+            first = list(warm_start)
         enqueue(
             study,
             space,

@@ -1,13 +1,21 @@
 """The ranker learned from past studies: on a synthetic history, and read from a real store."""
 
 import pytest
+from optuna.trial import TrialState
 
 from autoquant import QuantConfig
 from autoquant.budget import Budget
 from autoquant.cli import main
-from autoquant.history import Example, HistoryRanker, load_history, space_configs
+from autoquant.history import (
+    Example,
+    HistoryRanker,
+    alternate,
+    history_candidates,
+    load_history,
+    space_configs,
+)
 from autoquant.space import load_space
-from autoquant.study import search
+from autoquant.study import open_search, search
 from autoquant.tracking import MlflowTracker
 
 CONV = {"conv_share": 1.0, "linear_share": 0.0, "log_macs": 16.0}
@@ -60,7 +68,24 @@ def test_space_configs_are_distinct_and_canonical():
     assert all(c == c.canonical() for c in configs)
 
 
-def test_history_read_back_from_mlflow(tmp_path, mlp_task, cnn_task, capsys):
+def test_ranker_picks_one_configuration_per_family():
+    ranker = HistoryRanker(synthetic_history())
+    top = ranker.rank(CONV, space_configs(load_space("default")), Budget(1.0), top=3)
+    families = {(c.method, c.backend, c.compile) for c, _, _ in top}
+    assert len(families) == 3  # not three observer variants of one guess
+    # Fewer families than asked for: the rest is filled by the next best, still without repeats.
+    static = [c for c in space_configs(load_space("default")) if c.method == "static_int8"]
+    x86 = [c for c in static if c.backend == "x86"]
+    picked = ranker.rank(CONV, x86, Budget(1.0), top=3)
+    assert len({c.to_json() for c, _, _ in picked}) == 3
+
+
+def test_alternate_puts_the_rules_first_and_keeps_the_rest():
+    assert alternate(["r1", "r2", "r3"], ["h1"]) == ["r1", "h1", "r2", "r3"]
+    assert alternate([], ["h1", "h2"]) == ["h1", "h2"]
+
+
+def test_history_read_back_from_mlflow(tmp_path, mlp_task, cnn_task, lstm_task, capsys):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     for task in (mlp_task, cnn_task):
         search(
@@ -83,3 +108,22 @@ def test_history_read_back_from_mlflow(tmp_path, mlp_task, cnn_task, capsys):
     out = capsys.readouterr().out
     assert "Learned from past studies: past-cnn, past-mlp" in out
     assert "predicted from past studies" in out and "Suggestion:" in out
+
+    # A study warm-started from the history: its first trials alternate the rules' picks with
+    # the history's, and it says which studies it learned from.
+    messages = []
+    session = open_search(
+        lstm_task, "1pt", "quick", warm_start="history", history_uri=uri, log=messages.append
+    )
+    ranked, _ = history_candidates(
+        session.runner.report.features, load_space("quick"), Budget(1.0), tracking_uri=uri
+    )
+    rules = session.runner.prior_configs()
+    waiting = session.study.get_trials(states=(TrialState.WAITING,))
+    waiting = [t.system_attrs["fixed_params"] for t in waiting]
+    space, runner = session.runner.space, session.runner
+    expected = [space.params_for(c, runner.layers, runner.sensitive_first) for c in rules]
+    learned = [space.params_for(c, runner.layers, runner.sensitive_first) for c, _, _ in ranked]
+    assert waiting[0] == expected[0]
+    assert waiting[1] == (learned[0] if learned[0] != expected[0] else expected[1])
+    assert "Warm start learned from past studies: past-cnn, past-mlp" in messages

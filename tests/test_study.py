@@ -159,6 +159,8 @@ def test_pareto_objective_returns_a_front(cnn_task):
 def test_bad_arguments(cnn_task):
     with pytest.raises(ConfigError, match="'objective' parameter of search must be one of"):
         search(cnn_task, "1pt", "quick", objective="speed", **quiet())
+    with pytest.raises(ConfigError, match="'warm_start' parameter of search must be one of"):
+        search(cnn_task, "1pt", "quick", warm_start="expert", **quiet())
     with pytest.raises(ConfigError, match="'n_trials' or 'timeout'"):
         search(cnn_task, "1pt", "quick", n_trials=None, **quiet())
     with pytest.raises(ConfigError, match="'budget' parameter must be a drop like"):
