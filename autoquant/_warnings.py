@@ -30,6 +30,9 @@ SILENCED = (
     # X86InductorQuantizer leaves a pooling layer float when its input is float: what a layer
     # kept in float in front of it (ResNet's stem) asks for; the warning prints a whole config.
     r"The input of maxpool2d is not quantized",
+    # torch.export of any nn.LSTM/GRU (the PT2E method) flags the module's own packed weights,
+    # which a user's model cannot register differently.
+    r"The tensor attributes [\w.\[\], ]*_flat_weights\[0\].* were assigned during export",
     # Optuna marks TPE's grouped multivariate mode experimental; autoquant relies on it for its
     # conditional dimensions and pins the Optuna major version.
     r"Argument ``group`` is an experimental feature",

@@ -1,6 +1,9 @@
 """Only the exact messages autoquant knows are silenced; everything else still reaches the user."""
 
 import logging
+import warnings
+
+import torch
 
 import autoquant  # noqa: F401 - installs the filters
 
@@ -14,3 +17,10 @@ def test_torchs_logged_compile_noise_is_dropped_and_other_messages_pass(caplog):
         )
         logger.warning("a message autoquant does not know")
     assert [r.getMessage() for r in caplog.records] == ["a message autoquant does not know"]
+
+
+def test_exporting_an_lstm_does_not_warn_about_its_packed_weights(lstm_task):
+    example = next(iter(lstm_task.validation_data))[0][:2]
+    with warnings.catch_warnings(record=True) as caught:
+        torch.export.export(lstm_task.model, (example,))
+    assert not [w for w in caught if "_flat_weights" in str(w.message)]
