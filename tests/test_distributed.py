@@ -90,4 +90,12 @@ def test_two_workers_share_a_study(tmp_path):
             scenario=get_scenario("bs1-t1"),
             study_name="shared",
         )
-        assert again.config.to_dict() == saved["config"]
+
+        # Under the size objective the x86 and fbgemm builds of one config tie (same int8
+        # weights, same kernels); the final round's timing breaks the tie, so a second final
+        # round may pick the other engine. Everything else must be the same recommendation.
+        def untied(config: dict) -> dict:
+            engine = "x86/fbgemm" if config["backend"] in ("x86", "fbgemm") else config["backend"]
+            return {**config, "backend": engine}
+
+        assert untied(again.config.to_dict()) == untied(saved["config"])
