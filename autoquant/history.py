@@ -167,7 +167,8 @@ def alternate(rules: list, learned: list) -> list:
 
     A ranker learned from a handful of models cannot extrapolate to an architecture unlike
     them (measured: it put an LSTM's float-is-best behind three PT2E guesses), while the rules
-    cover every kind of model; alternating loses at most one trial to either.
+    cover every kind of model. The k-th pick of the rules comes k-1 trials later than alone,
+    the history's k trials later.
     """
     pairs = itertools.zip_longest(rules, learned)
     return [item for pair in pairs for item in pair if item is not None]
