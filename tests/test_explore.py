@@ -1,12 +1,13 @@
 """Local steps: a trial the sampler spent on a repeat is followed by an untried neighbour of the
-best configurations within budget."""
+best configurations within budget; a new best that keeps layers in float is followed by the
+same configuration with one layer fewer in float."""
 
 from types import SimpleNamespace
 
 import optuna
 
 from autoquant import QuantConfig
-from autoquant.explore import STEP_OF, LocalSteps, neighbours
+from autoquant.explore import STEP_OF, LocalSteps, fewer_float, neighbours
 from autoquant.space import parse_space
 
 SPACE = parse_space(
@@ -64,7 +65,7 @@ def test_a_repeated_trial_is_followed_by_an_untried_neighbour_of_the_best():
     study.add_trial(_finished(full_range, 9.0, violation=2.0))  # fastest, but over budget
     steps = LocalSteps(runner)
 
-    steps(study, study.trials[1])  # not a repeat: nothing to do
+    steps(study, study.trials[0])  # neither a repeat nor the best: nothing to do
     assert _queued(study) == []
 
     study.add_trial(_finished(STATIC, 4.0, duplicate_of=1))
@@ -96,3 +97,42 @@ def test_no_step_once_the_study_has_all_its_trials():
     study.add_trial(_finished(STATIC, 4.0, duplicate_of=0))
     LocalSteps(runner)(study, study.trials[-1])
     assert _queued(study) == []
+
+
+def test_fewer_float_quantizes_the_least_sensitive_float_layer():
+    two = QuantConfig(**{**STATIC.to_dict(), "keep_float": ("fc", "conv1")})
+    assert fewer_float(two, SPACE, LAYERS, SENSITIVE_FIRST).keep_float == ("fc",)
+    assert fewer_float(STATIC, SPACE, LAYERS, SENSITIVE_FIRST).keep_float == ()
+    assert fewer_float(QuantConfig("fp32"), SPACE, LAYERS, SENSITIVE_FIRST) is None
+    per_layer = parse_space(
+        "methods: [static_int8]\nactivation_observers: [histogram]\n"
+        "weight_observers: [per_channel_minmax]\nlayers:\n  mode: per_layer\n",
+        name="explore-per-layer",
+    )
+    keep = QuantConfig(**{**STATIC.to_dict(), "keep_float": ("conv1", "conv2")})
+    # conv2 is less sensitive than conv1: it is the one quantized
+    assert fewer_float(keep, per_layer, LAYERS, SENSITIVE_FIRST).keep_float == ("conv1",)
+
+
+def test_a_new_best_with_float_layers_is_followed_by_one_layer_fewer_in_float():
+    study = optuna.create_study()
+    runner = SimpleNamespace(space=SPACE, layers=LAYERS, sensitive_first=SENSITIVE_FIRST)
+    steps = LocalSteps(runner)
+    study.add_trial(_finished(QuantConfig("fp32"), 1.0))
+    steps(study, study.trials[-1])  # the best, but nothing kept in float: nothing to do
+    assert _queued(study) == []
+
+    study.add_trial(_finished(STATIC, 4.0))
+    steps(study, study.trials[-1])
+    fewer = QuantConfig(**{**STATIC.to_dict(), "keep_float": ()})
+    assert _queued(study) == [(SPACE.params_for(fewer, LAYERS, SENSITIVE_FIRST), 1)]
+
+    slower = QuantConfig(**{**STATIC.to_dict(), "backend": "fbgemm"})
+    study.add_trial(_finished(slower, 3.0))
+    steps(study, study.trials[-1])  # not the best: nothing more
+    assert len(_queued(study)) == 1
+
+    over = QuantConfig(**{**STATIC.to_dict(), "reduce_range": False})
+    study.add_trial(_finished(over, 9.0, violation=2.0))
+    steps(study, study.trials[-1])  # fastest, but over budget: not a best within budget
+    assert len(_queued(study)) == 1
