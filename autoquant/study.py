@@ -38,7 +38,7 @@ from autoquant.evaluate import (
     score,
     serialized_size,
 )
-from autoquant.explore import LocalSteps
+from autoquant.explore import LocalSteps, StopWhenRepeating
 from autoquant.layers import quantizable_layers
 from autoquant.methods import get_method
 from autoquant.prior import prior_candidates
@@ -473,6 +473,7 @@ class SearchSession:
             lambda study, trial: ran.append(trial.number),
             RecoveryLadder(self.runner),
             LocalSteps(self.runner),
+            StopWhenRepeating(self.log),
         ]
         if shared and self.n_trials is not None:
             callbacks.append(optuna.study.MaxTrialsCallback(self.n_trials, states=FINISHED))

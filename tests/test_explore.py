@@ -7,7 +7,14 @@ from types import SimpleNamespace
 import optuna
 
 from autoquant import QuantConfig
-from autoquant.explore import STEP_OF, LocalSteps, fewer_float, neighbours
+from autoquant.explore import (
+    REPEATS_TO_STOP,
+    STEP_OF,
+    LocalSteps,
+    StopWhenRepeating,
+    fewer_float,
+    neighbours,
+)
 from autoquant.space import parse_space
 
 SPACE = parse_space(
@@ -136,3 +143,41 @@ def test_a_new_best_with_float_layers_is_followed_by_one_layer_fewer_in_float():
     study.add_trial(_finished(over, 9.0, violation=2.0))
     steps(study, study.trials[-1])  # fastest, but over budget: not a best within budget
     assert len(_queued(study)) == 1
+
+
+def _repeating_objective(new_at: set[int]):
+    """Every trial repeats trial 0, except those numbered in ``new_at``."""
+
+    def objective(trial: optuna.Trial) -> float:
+        if trial.number and trial.number not in new_at:
+            trial.set_user_attr("duplicate_of", 0)
+        return 1.0
+
+    return objective
+
+
+def test_a_study_stops_after_a_run_of_repeats():
+    messages = []
+    study = optuna.create_study()
+    study.optimize(
+        _repeating_objective({4}), n_trials=40, callbacks=[StopWhenRepeating(messages.append)]
+    )
+    # trial 4 was new: the run of repeats starts at 5 and reaches its length at 14
+    assert len(study.trials) == 5 + REPEATS_TO_STOP
+    assert messages and f"after trial {4 + REPEATS_TO_STOP}" in messages[0]
+
+
+def test_a_queued_step_keeps_the_study_going():
+    study = optuna.create_study()
+    steps = StopWhenRepeating(lambda _: None)
+
+    def enqueue_then_repeat(study, trial):
+        if trial.number == REPEATS_TO_STOP:  # a step is queued: the study must run it
+            study.enqueue_trial({})
+
+    study.optimize(
+        _repeating_objective(set()),
+        n_trials=REPEATS_TO_STOP + 3,
+        callbacks=[enqueue_then_repeat, steps],
+    )
+    assert len(study.trials) == REPEATS_TO_STOP + 2
