@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -121,6 +122,31 @@ def _read(path: Path) -> Any:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def source_commit() -> str:
+    """The git commit of the autoquant source that measures (``+changes`` when the checkout
+    has uncommitted changes; ``unknown`` outside a checkout): the benchmark resumes across
+    sessions, so each cached piece records the code that produced it."""
+    folder = str(Path(__file__).resolve().parent)
+    try:
+        head = subprocess.run(
+            ["git", "-C", folder, "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", folder, "status", "--porcelain", "--untracked-files=no", "."],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0 or not head.stdout.strip():
+        return "unknown"
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
 def _error(err: BaseException) -> str:
     return f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200] if str(err) else ''}"
 
@@ -148,9 +174,10 @@ def run_sweep(
     if todo and not measure:
         raise NotMeasured(f"sweep of {task.model_name}: {len(todo)} configurations missing")
     compiled_float: dict[str, Any] = {}  # per scenario, compiled once
+    commit = source_commit() if todo else None
     for config in tqdm(todo, desc=f"sweep {task.model_name}", unit="config", disable=not todo):
         started = time.perf_counter()
-        entry: dict[str, Any] = {"config": config.to_dict()}
+        entry: dict[str, Any] = {"config": config.to_dict(), "commit": commit}
         model = None
         try:
             model = apply(
@@ -281,6 +308,7 @@ def run_search(
     result = {
         "config": recommendation.config.to_dict(),
         "label": recommendation.config.label(),
+        "commit": source_commit(),
         "feasible": recommendation.feasible,
         "wall_seconds": wall,
         "work_seconds": recommendation.work_seconds,
@@ -343,6 +371,9 @@ def head_to_head(
         }
         for key, f in finalists.items()
     }
+    commit = source_commit()
+    for result in results.values():
+        result["commit"] = commit
     _write(path, {"digest": digest, "results": results})
     return results
 
@@ -360,6 +391,7 @@ class Cell:
     sweep: dict[str, Any]  # configs, feasible, seconds, best
     searches: list[dict]
     checks: dict[str, Any]
+    commits: set[str] = dataclasses.field(default_factory=set)  # the code that measured it
 
 
 def _row(kind: str, label: str, measured: dict, budget: Budget, **extra) -> dict:
@@ -470,6 +502,7 @@ def run_cell(
                 at(QuantConfig.from_dict(s["config"])),
                 budget,
                 method=s["config"]["method"],
+                trials=len(s["records"]),
                 trials_to_feasible=s["trials_to_feasible"],
                 trials_to_95=s["trials_to_95"],
                 wall_seconds=s["wall_seconds"],
@@ -517,6 +550,10 @@ def run_cell(
         },
         searches=searches,
         checks=checks,
+        commits={
+            e.get("commit") or "unrecorded"
+            for e in [*sweep.values(), *searches, *measured.values()]
+        },
     )
 
 
@@ -612,6 +649,13 @@ def write_report(
         f"{', '.join(map(str, plan.seeds))}; space `{plan.space}` (methods "
         f"{', '.join(space.methods)}; backends {', '.join(space.backends)}; layers "
         f"{space.layer_mode}); the sweep covers that space with every layer quantized.",
+        "Measured by autoquant commits: "
+        + "; ".join(
+            f"{commit} ({', '.join(sorted({c.model for c in cells if commit in c.commits}))})"
+            for commit in sorted(set().union(*(c.commits for c in cells)))
+        )
+        + " (a resumed run keeps the pieces measured before; `unrecorded`: before commits "
+        "were recorded).",
         "",
         "Speedups are float latency / model latency in one interleaved head-to-head per model, "
         "scenario and budget (float against its own copy shows the noise); drops are on the "
@@ -649,17 +693,18 @@ def write_report(
             f"within budget on validation, {c.sweep['seconds'] / 60:.1f} min for this scenario.",
             "",
             "| kind | configuration | test acc | drop | speedup | size | within budget (test) | "
-            "trials to feasible | trials to 95% | wall s | overhead |",
-            "|" + "---|" * 11,
+            "trials run | trials to feasible | trials to 95% | wall s | overhead |",
+            "|" + "---|" * 12,
         ]
         for r in c.rows:
             if "error" in r:
-                lines.append(f"| {r['kind']} | {r['label']} | failed: {r['error']} |" + " |" * 8)
+                lines.append(f"| {r['kind']} | {r['label']} | failed: {r['error']} |" + " |" * 9)
                 continue
             lines.append(
                 f"| {r['kind']} | {r['label']} | {r['test_accuracy']:.2%} | {r['drop']:.2f} | "
                 f"{r['speedup']:.2f}x | {r['size_ratio']:.2f} | {'yes' if r['within'] else 'no'} | "
-                f"{_fmt(r.get('trials_to_feasible'), 'd')} | {_fmt(r.get('trials_to_95'), 'd')} | "
+                f"{_fmt(r.get('trials'), 'd')} | {_fmt(r.get('trials_to_feasible'), 'd')} | "
+                f"{_fmt(r.get('trials_to_95'), 'd')} | "
                 f"{_fmt(r.get('wall_seconds'), '.0f')} | {_fmt(r.get('overhead'), '.0%')} |"
             )
         lines.append("")

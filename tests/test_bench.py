@@ -72,6 +72,11 @@ def test_report_and_cli(tiny_run, tmp_path):
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| cnn_outliers | bs1-t1 | 1pt |" in text
     assert "static int8 x86 per-channel" in text and "torch 2." in text
+    # every piece records the code that measured it: this checkout's commit
+    (commit,) = cells[0].commits
+    assert commit == bench.source_commit() != "unrecorded"
+    assert f"Measured by autoquant commits: {commit} (cnn_outliers)" in text
+    assert "| trials run |" in text
     code = main(
         [
             "bench",
