@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from autoquant._validation import check_bool, check_choice, check_float, check_int
@@ -133,6 +134,14 @@ class QuantConfig:
             if f.name not in used and f.name not in ("method", "version")
         }
         return dataclasses.replace(self, **defaults)
+
+    def for_layers(self, layers: Sequence[str]) -> QuantConfig:
+        """The canonical config as applied to a model whose quantizable layers are ``layers``:
+        keeping every one of them in float is float (``fp32``)."""
+        config = self.canonical()
+        if config.keep_float and layers and set(layers) <= set(config.keep_float):
+            return QuantConfig(method="fp32")
+        return config
 
     def label(self) -> str:
         """A short name a person can scan, e.g. ``static_int8 x86 histogram``."""

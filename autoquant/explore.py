@@ -155,7 +155,8 @@ class LocalSteps:
         ]
         for number, step in sources:
             params = runner.space.params_for(step, runner.layers, runner.sensitive_first)
-            if step.to_json() not in measured and params not in queued:
+            # compared as measured: a step that keeps every layer in float is float
+            if step.for_layers(runner.layers).to_json() not in measured and params not in queued:
                 study.enqueue_trial(params, user_attrs={STEP_OF: number})
                 return
 

@@ -218,9 +218,8 @@ class Objective:
     # -- one trial ---------------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial):
         started = time.time()
-        config = self.space.suggest(trial, self.layers, self.sensitive_first).canonical()
-        if config.keep_float and set(self.layers) <= set(config.keep_float):
-            config = QuantConfig(method="fp32")  # every layer kept in float: that is float
+        config = self.space.suggest(trial, self.layers, self.sensitive_first)
+        config = config.for_layers(self.layers)  # every layer kept in float: that is float
         key = config.to_json()
         trial.set_user_attr("config", config.to_dict())
         trial.set_user_attr("config_key", key)
