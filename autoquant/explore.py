@@ -76,6 +76,13 @@ def neighbours(
                     if 0 <= n <= min(space.max_float, len(sensitive_first)):
                         keep = tuple(sensitive_first[:n])
                         steps.append(dataclasses.replace(config, keep_float=keep))
+        elif field == "backend" and "backend" in uses:
+            for backend in values["backend"]:
+                if backend != config.backend:
+                    step = dataclasses.replace(config, backend=backend)
+                    if backend == "onednn" and "qscheme" in uses:
+                        step = dataclasses.replace(step, qscheme="symmetric")  # as suggested
+                    steps.append(step)
         elif field in uses or field == "method":
             current = getattr(config, field)
             steps += [
@@ -148,10 +155,10 @@ class LocalSteps:
         else:
             return
         measured = {t.user_attrs.get("config_key") for t in trials}
+        # Never queue the same parameters twice, whatever they were measured as: a step that
+        # resolves to a measured configuration would otherwise be queued after every repeat.
         queued = [
-            t.system_attrs.get("fixed_params")
-            for t in trials
-            if t.state == optuna.trial.TrialState.WAITING
+            t.system_attrs["fixed_params"] for t in trials if "fixed_params" in t.system_attrs
         ]
         for number, step in sources:
             params = runner.space.params_for(step, runner.layers, runner.sensitive_first)

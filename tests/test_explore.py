@@ -205,3 +205,34 @@ def test_a_step_that_keeps_every_layer_in_float_counts_as_float():
     assert _queued(study) == []  # every neighbour is measured: float counts as measured
     all_float = QuantConfig("dynamic_fp16", "x86", keep_float=tuple(layers))
     assert all_float.for_layers(layers) == QuantConfig("fp32")
+
+
+def test_a_step_is_queued_once_whatever_it_was_measured_as():
+    # Measured in a benchmark study of the mlp: the step "static int8 on onednn" kept the
+    # affine qscheme, which onednn does not take; the trial measured it as symmetric, so the
+    # step never counted as measured and was queued after every repeat: 13 trials in a row.
+    study = optuna.create_study()
+    runner = SimpleNamespace(space=SPACE, layers=LAYERS, sensitive_first=SENSITIVE_FIRST)
+    study.add_trial(_finished(STATIC, 4.0))
+    full_range = QuantConfig(**{**STATIC.to_dict(), "reduce_range": False})  # first neighbour
+    params = SPACE.params_for(full_range, LAYERS, SENSITIVE_FIRST)
+    # the step was run, but recorded under another key (as if normalized on the way)
+    stepped = _finished(STATIC, 4.0, duplicate_of=0, config_key="measured as something else")
+    stepped.system_attrs["fixed_params"] = params
+    study.add_trial(stepped)
+    LocalSteps(runner)(study, study.trials[-1])
+    assert params not in [queued for queued, _ in _queued(study)]
+    assert _queued(study)  # the next untried neighbour instead
+
+
+def test_a_step_to_onednn_takes_the_symmetric_qscheme_onednn_needs():
+    space = parse_space(
+        "methods: [static_int8]\nbackends: [x86, onednn]\nactivation_observers: [histogram]\n"
+        "weight_observers: [per_channel_minmax]\nqschemes: [affine, symmetric]\n",
+        name="explore-onednn",
+    )
+    config = QuantConfig("static_int8", "x86", activation_observer="histogram").canonical()
+    onednn = [
+        s for s in neighbours(config, space, LAYERS, SENSITIVE_FIRST) if s.backend == "onednn"
+    ]
+    assert [s.qscheme for s in onednn] == ["symmetric"]
