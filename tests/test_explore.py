@@ -236,3 +236,15 @@ def test_a_step_to_onednn_takes_the_symmetric_qscheme_onednn_needs():
         s for s in neighbours(config, space, LAYERS, SENSITIVE_FIRST) if s.backend == "onednn"
     ]
     assert [s.qscheme for s in onednn] == ["symmetric"]
+
+
+def test_no_step_from_a_configuration_far_slower_than_the_best():
+    study = optuna.create_study()
+    runner = SimpleNamespace(space=SPACE, layers=LAYERS, sensitive_first=SENSITIVE_FIRST)
+    study.add_trial(_finished(QuantConfig("fp32"), 1.0))
+    study.add_trial(_finished(QuantConfig("static_int8", "x86").canonical(), 0.5))
+    for neighbour in neighbours(QuantConfig("fp32"), SPACE, LAYERS, SENSITIVE_FIRST):
+        study.add_trial(_finished(neighbour, 0.5))  # float's every neighbour is measured
+    study.add_trial(_finished(QuantConfig("fp32"), 1.0, duplicate_of=0))
+    LocalSteps(runner)(study, study.trials[-1])
+    assert _queued(study) == []  # static int8 at half float's speed is no place to step from
