@@ -56,8 +56,17 @@ def test_feasible_study_sets_the_budget_constraint(cnn_task, tmp_path):
         violation = trial.system_attrs["constraints:budget"]
         assert violation == pytest.approx(trial.user_attrs["metrics"]["drop_points"] - 1.0)
     assert "It was the fastest of the" in rec.explanation
+    assert "finer than one validation example" not in rec.explanation  # 1pt: 2.7 examples
     assert rec.model.config == rec.config
     assert rec.layer_map == rec.model.layer_map
+
+
+def test_a_budget_finer_than_one_validation_example_is_flagged(cnn_task):
+    rec = search(cnn_task, "0.25pt", "quick", n_trials=2, **quiet())
+    examples = sum(len(targets) for _, targets in cnn_task.validation_data)
+    assert f"finer than one validation example ({100 / examples:.2f}pt, 1 of {examples})" in (
+        rec.explanation
+    )
 
 
 def test_infeasible_study_returns_best_effort_marked(outlier_task):
