@@ -69,6 +69,28 @@ def test_a_budget_finer_than_one_validation_example_is_flagged(cnn_task):
     )
 
 
+def test_qat_is_not_run_when_static_int8_with_the_same_choices_holds(
+    cnn_task, count_apply, monkeypatch
+):
+    space = parse_space(
+        "methods: [static_int8, qat_int8]\nbackends: [x86]\nactivation_observers: [minmax]\n"
+        "weight_observers: [per_channel_minmax]\ncalibration_batches: [2]\n",
+        name="static-and-qat",
+    )
+    static = QuantConfig("static_int8", "x86", activation_observer="minmax", calibration_batches=2)
+    qat = QuantConfig("qat_int8", "x86", activation_observer="minmax")
+    monkeypatch.setattr(
+        "autoquant.study.Objective.prior_configs", lambda self, top=3: [static, qat]
+    )
+    rec = search(cnn_task, "1pt", space, n_trials=2, **quiet())
+    first, second = rec.records
+    assert first.config.method == "static_int8" and first.feasible
+    assert second.config.method == "qat_int8" and second.state == "pruned"
+    assert f"as {first.config.label()} (trial 0), which holds the budget" in second.failure
+    assert [c.method for c in count_apply] == ["static_int8"]  # no fine-tuning was run
+    assert rec.config.method == "static_int8"
+
+
 def test_infeasible_study_returns_best_effort_marked(outlier_task):
     rec = search(outlier_task, "1pt", INT8_ONLY, n_trials=4, prune=False, **quiet())
     assert not rec.feasible

@@ -39,6 +39,9 @@ class Method(abc.ABC):
             or ``torchao`` (PT2E and ``quantize_``).
         compiled: Whether the model is deployed through ``torch.compile`` (Inductor); such a
             model is timed compiled, against the float model compiled the same way.
+        deploys_as: The method whose models this one's are built like (the same kernels and
+            size; only the weights and scales differ), or None. A configuration of this method
+            cannot be faster or smaller than its twin of that method, only more accurate.
     """
 
     name: ClassVar[str]
@@ -50,6 +53,7 @@ class Method(abc.ABC):
     needs_training: ClassVar[bool] = False
     engine: ClassVar[str] = "torch.ao"
     compiled: ClassVar[bool] = False
+    deploys_as: ClassVar[str | None] = None
     #: Why ``compile: inductor`` cannot apply to this method's models (empty when it can).
     no_compile_reason: ClassVar[str] = TORCH_AO_CANNOT_COMPILE
 

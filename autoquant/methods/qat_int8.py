@@ -31,6 +31,9 @@ class QatInt8(Method):
     )
     needs_calibration = True
     needs_training = True
+    # convert_fx gives the same quantized modules as static int8: only the weights and scales
+    # differ (measured on resnet18: its fine-tuning costs 10 to 22 s a trial, static 0.6 s).
+    deploys_as = "static_int8"
 
     notes = {"onednn": "qscheme symmetric only"}
 
