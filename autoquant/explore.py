@@ -108,6 +108,20 @@ def fewer_float(
     return inside[0] if inside else None
 
 
+def cheaper_twin(config: QuantConfig, space: SearchSpace, layers, sensitive_first):
+    """The configuration of the method ``config``'s method builds its models like
+    (``deploys_as``: static int8 for QAT), with the same choices, if ``space`` holds it: the
+    same speed and size, measured without fine-tuning. None when there is none."""
+    twin_method = get_method(config.method).deploys_as
+    if twin_method is None:
+        return None
+    twin = dataclasses.replace(
+        config, method=twin_method, calibration_batches=max(space.calibration_batches)
+    )
+    inside = space.inside([twin], layers, sensitive_first)
+    return inside[0] if inside else None
+
+
 class LocalSteps:
     """Optuna callback: after a trial that repeated a measured configuration, enqueue one untried
     neighbour of the best trials within budget (the best first; as many as go to the final
@@ -165,12 +179,24 @@ class LocalSteps:
         queued = [
             t.system_attrs["fixed_params"] for t in trials if "fixed_params" in t.system_attrs
         ]
+        holds = {
+            t.user_attrs.get("config_key")
+            for t in trials
+            if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("violation", 1) <= 0
+        }
         for number, step in sources:
-            params = runner.space.params_for(step, runner.layers, runner.sensitive_first)
-            # compared as measured: a step that keeps every layer in float is float
-            if step.for_layers(runner.layers).to_json() not in measured and params not in queued:
-                study.enqueue_trial(params, user_attrs={STEP_OF: number})
-                return
+            # A QAT step is first measured as static int8 (the same speed and size, a tenth of
+            # the cost); QAT itself only where static int8 broke the budget.
+            twin = cheaper_twin(step, runner.space, runner.layers, runner.sensitive_first)
+            if twin is not None and twin.for_layers(runner.layers).to_json() in holds:
+                continue
+            for candidate in [twin, step] if twin is not None else [step]:
+                params = runner.space.params_for(candidate, runner.layers, runner.sensitive_first)
+                # compared as measured: a step that keeps every layer in float is float
+                key = candidate.for_layers(runner.layers).to_json()
+                if key not in measured and params not in queued:
+                    study.enqueue_trial(params, user_attrs={STEP_OF: number})
+                    return
 
 
 #: A study stops after this many trials in a row repeated measured configurations with no local
