@@ -38,7 +38,7 @@ from autoquant.evaluate import (
     score,
     serialized_size,
 )
-from autoquant.explore import LocalSteps, StopWhenRepeating
+from autoquant.explore import LocalSteps, StopWhenRepeating, twin_within_budget
 from autoquant.layers import quantizable_layers
 from autoquant.methods import get_method
 from autoquant.prior import prior_candidates
@@ -283,30 +283,19 @@ class Objective:
         like static int8) and that method with the same choices already holds the budget: it
         could only be more accurate, never faster or smaller, so its cost would buy nothing.
         Only with pruning on (``prune=True``, the default)."""
-        twin_method = get_method(config.method).deploys_as
-        if not self.prune or twin_method is None:
+        if not self.prune:
             return
-        shared = (get_method(config.method).uses & get_method(twin_method).uses) - {
-            "calibration_batches"  # scales only: the kernels and size are the same
-        }
-        for other in trial.study.get_trials(
-            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
-        ):
-            attrs = other.user_attrs
-            if "config" not in attrs or attrs.get("violation", 1) > 0:
-                continue
-            twin = QuantConfig.from_dict(attrs["config"])
-            if twin.method == twin_method and all(
-                getattr(twin, f) == getattr(config, f) for f in shared
-            ):
-                reason = (
-                    f"{config.method} builds the same int8 model as {twin.label()} (trial "
-                    f"{other.number}), which holds the budget: it cannot be faster or smaller, "
-                    f"so it was not run"
-                )
-                trial.set_user_attr("pruned_reason", reason)
-                trial.set_user_attr("pruned_after_seconds", 0.0)
-                raise optuna.TrialPruned(reason)
+        other = twin_within_budget(config, trial.study.get_trials(deepcopy=False))
+        if other is not None:
+            label = QuantConfig.from_dict(other.user_attrs["config"]).label()
+            reason = (
+                f"{config.method} builds the same int8 model as {label} (trial "
+                f"{other.number}), which holds the budget: it cannot be faster or smaller, "
+                f"so it was not run"
+            )
+            trial.set_user_attr("pruned_reason", reason)
+            trial.set_user_attr("pruned_after_seconds", 0.0)
+            raise optuna.TrialPruned(reason)
 
     def _repeat(self, trial: optuna.Trial, earlier_number: int):
         """A configuration already evaluated: reuse its result instead of measuring again."""

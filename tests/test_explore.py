@@ -251,7 +251,7 @@ def test_no_step_from_a_configuration_far_slower_than_the_best():
 
 
 def test_a_qat_step_is_measured_as_static_int8_first():
-    # Measured on the lstm (bs1-t1): ten QAT steps of 2 to 4 s each, where static int8 with the
+    # Measured on the lstm (bs1-t1): ten QAT steps, up to 4 s each, where static int8 with the
     # same choices gives the same speed and size in 0.15 s.
     space = parse_space(
         "methods: [static_int8, qat_int8]\nbackends: [x86, fbgemm]\n"
