@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
 from torch.ao.quantization import QConfigMapping, QuantWrapper, convert, prepare
+from torch.ao.quantization.fx import utils as fx_utils
 
 from autoquant.layers import quantizable_layers
 
@@ -24,6 +26,22 @@ def static_restriction(config) -> str | None:
     if config.backend == "onednn" and config.qscheme == "affine":
         return ONEDNN_AFFINE_WEIGHTS
     return None
+
+
+@contextlib.contextmanager
+def releasing_fx_models() -> Iterator[None]:
+    """Let the models torch.ao's FX passes saw be freed once the passes are done.
+
+    torch.ao caches ``assert_and_get_unique_device`` per module in an unbounded
+    ``functools.cache``, which keeps every prepared and converted model alive, observers and
+    all: measured, a 30-trial mobilenet_v2 study grew by 0.5 GB and a benchmark run to 24 GB.
+    """
+    try:
+        yield
+    finally:
+        clear = getattr(fx_utils.assert_and_get_unique_device, "cache_clear", None)
+        if clear is not None:  # a torch without the cache has nothing to release
+            clear()
 
 
 def qconfig_mapping(model: nn.Module, qconfig, layers: Iterable[str]) -> QConfigMapping:

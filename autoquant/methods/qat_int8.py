@@ -5,7 +5,12 @@ from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
 from autoquant.errors import UnsupportedError
 from autoquant.methods import register_method
-from autoquant.methods._static import fx_trace_error, qconfig_mapping, static_restriction
+from autoquant.methods._static import (
+    fx_trace_error,
+    qconfig_mapping,
+    releasing_fx_models,
+    static_restriction,
+)
 from autoquant.methods.base import Method
 from autoquant.observers import qat_qconfig
 
@@ -48,15 +53,16 @@ class QatInt8(Method):
                 f"({trace_error})."
             )
         mapping = qconfig_mapping(model, qat_qconfig(config), layers)
-        prepared = prepare_qat_fx(model.train(), mapping, (calibration_inputs[0],))
-        optimizer = torch.optim.SGD(prepared.parameters(), lr=config.qat_lr, momentum=0.9)
-        # Seeded in a forked RNG: the same config rebuilds the same model (dropout included)
-        # without touching the caller's random state.
-        with torch.random.fork_rng():
-            torch.manual_seed(0)
-            for _ in range(config.qat_epochs):
-                for inputs, targets in train_data:
-                    optimizer.zero_grad()
-                    loss_fn(prepared(inputs), targets).backward()
-                    optimizer.step()
-        return convert_fx(prepared.eval())
+        with releasing_fx_models():
+            prepared = prepare_qat_fx(model.train(), mapping, (calibration_inputs[0],))
+            optimizer = torch.optim.SGD(prepared.parameters(), lr=config.qat_lr, momentum=0.9)
+            # Seeded in a forked RNG: the same config rebuilds the same model (dropout
+            # included) without touching the caller's random state.
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                for _ in range(config.qat_epochs):
+                    for inputs, targets in train_data:
+                        optimizer.zero_grad()
+                        loss_fn(prepared(inputs), targets).backward()
+                        optimizer.step()
+            return convert_fx(prepared.eval())

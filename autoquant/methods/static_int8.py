@@ -9,6 +9,7 @@ from autoquant.methods._static import (
     eager_wrap_quantize,
     fx_trace_error,
     qconfig_mapping,
+    releasing_fx_models,
     static_restriction,
 )
 from autoquant.methods.base import Method
@@ -45,9 +46,10 @@ class StaticInt8(Method):
         trace_error = fx_trace_error(model)
         if trace_error is None:
             mapping = qconfig_mapping(model, qconfig, layers)
-            prepared = prepare_fx(model, mapping, (calibration_inputs[0],))
-            calibrate(prepared, calibration_inputs)
-            return convert_fx(prepared)
+            with releasing_fx_models():
+                prepared = prepare_fx(model, mapping, (calibration_inputs[0],))
+                calibrate(prepared, calibration_inputs)
+                return convert_fx(prepared)
         model, wrapped = eager_wrap_quantize(model, qconfig, layers, calibration_inputs)
         if not wrapped:
             raise UnsupportedError(
