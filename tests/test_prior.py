@@ -30,21 +30,28 @@ def test_conv_model_gets_static_int8_per_channel_histogram(cnn_task):
     assert ("static_int8", "fbgemm") in methods(found)
 
 
-def test_throughput_puts_the_compiled_torchao_engine_first_for_conv_models(cnn_task, mlp_task):
+def test_throughput_puts_torchao_then_onednn_symmetric_first_for_conv_models(cnn_task, mlp_task):
     found = candidates_for(cnn_task, batch_size=64)
-    assert methods(found)[:3] == [
+    assert methods(found)[:4] == [
         ("pt2e_static_int8", "x86"),
+        ("static_int8", "onednn"),
         ("static_int8", "x86"),
         ("static_int8", "fbgemm"),
     ]
     assert "PT2E" in found[0].reason and "64 examples" in found[0].reason
+    onednn = found[1].config
+    assert (onednn.qscheme, onednn.reduce_range) == ("symmetric", False)
+    assert "symmetric weights" in found[1].reason
     sensitivity = [{"name": "block3.0", "drop_points": 5.0}, {"name": "fc", "drop_points": 0.1}]
     kept = candidates_for(cnn_task, batch_size=64, sensitivity=sensitivity)[1]
     assert (kept.config.method, kept.config.keep_float) == ("pt2e_static_int8", ("block3.0",))
     # not at batch 1, not for the mobile target, not for a Linear model
-    assert "pt2e_static_int8" not in [m for m, _ in methods(candidates_for(cnn_task))]
+    at_batch_1 = methods(candidates_for(cnn_task))
+    assert "pt2e_static_int8" not in [m for m, _ in at_batch_1]
+    assert ("static_int8", "onednn") not in at_batch_1
     mobile = candidates_for(cnn_task, batch_size=64, target="mobile")
     assert "pt2e_static_int8" not in [m for m, _ in methods(mobile)]
+    assert ("static_int8", "onednn") not in methods(mobile)
     assert "pt2e_static_int8" not in [
         m for m, _ in methods(candidates_for(mlp_task, batch_size=64))
     ]
