@@ -1,0 +1,76 @@
+"""Retime, in a fresh process, configurations that a long run compared: each is built twice and
+timed with float, interleaved (``measure_latency``), over several rounds.
+
+A benchmark or warm-start run times its head-to-heads late in a long process on a shared
+machine; this says whether their ranking holds when measured alone. The checks are the ones the
+README and the closing notes cite: the digits CNN's PT2E recommendations of WARM_START.md (which
+layers stay in float), and mobilenet_v2's bs64-t2 head-to-head of RESULTS.md (the plain recipe,
+the sweep's best and autoquant's pick at 0.25 points).
+
+    .venv/bin/python experiments/retime.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
+from autoquant import QuantConfig, apply
+from autoquant.evaluate import example_batch, get_scenario, measure_latency, timed_models
+from autoquant.tasks import digits_task
+
+PT2E_MINMAX = QuantConfig("pt2e_static_int8", "x86", activation_observer="minmax")
+#: (model, scenario, {label: configuration})
+CHECKS = [
+    (
+        "cnn",
+        "bs64-t2",
+        {
+            "fc, block1.0 in float": dataclasses.replace(
+                PT2E_MINMAX, keep_float=("fc", "block1.0")
+            ),
+            "fc in float": dataclasses.replace(PT2E_MINMAX, keep_float=("fc",)),
+            "all quantized": PT2E_MINMAX,
+        },
+    ),
+    (
+        "mobilenet_v2",
+        "bs64-t2",
+        {
+            "recipe: static int8 x86 per-channel": QuantConfig("static_int8", "x86"),
+            "sweep best: x86 histogram per-tensor symmetric": QuantConfig(
+                "static_int8", "x86", weight_observer="minmax", qscheme="symmetric"
+            ),
+            "autoquant: onednn histogram symmetric full-range": QuantConfig(
+                "static_int8", "onednn", qscheme="symmetric", reduce_range=False
+            ),
+        },
+    ),
+]
+BUILDS = 2
+ROUNDS = 3
+
+
+def main() -> None:
+    for model_name, scenario_name, configs in CHECKS:
+        task = digits_task(model_name)
+        scenario = get_scenario(scenario_name)
+        example = example_batch(task.validation_data, scenario.batch_size)
+        models = {"float": task.model}
+        for label, config in configs.items():
+            for build in range(1, BUILDS + 1):
+                model = apply(task.model, config, task.calibration_data)
+                timed, _ = timed_models(model, task.model, example, scenario)
+                models[f"{label} (build {build})"] = timed["candidate"]
+        print(f"\n{model_name} at {scenario_name}: speedup over float, {ROUNDS} rounds")
+        rounds = [
+            measure_latency(models, example, scenario.threads, budget_s=1.5) for _ in range(ROUNDS)
+        ]
+        for name in models:
+            if name != "float":
+                speedups = [t["float"].median_ms / t[name].median_ms for t in rounds]
+                print(f"  {name:60s} " + "  ".join(f"{s:.2f}x" for s in speedups))
+
+
+if __name__ == "__main__":
+    main()
