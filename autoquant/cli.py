@@ -379,6 +379,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             tracking_uri=args.tracking_uri,
             exclude_model=task.model_name,
             scenario=scenario.name,
+            exclude=[c.config for c in candidates[:3]],
         )
         if studies:
             print(f"Learned from past studies: {', '.join(studies)}")

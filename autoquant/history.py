@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import json
 import math
+from collections.abc import Iterable
 
 import numpy as np
 from sklearn.ensemble import RandomForestRegressor
@@ -217,12 +218,20 @@ def history_candidates(
     exclude_model: str | None = None,
     scenario: str | None = None,
     top: int = 3,
+    exclude: Iterable[QuantConfig] = (),
 ) -> tuple[list[tuple[QuantConfig, float, float]], list[str]]:
     """The ``top`` configurations of ``space`` the history predicts best for a model, and the
-    studies it learned from; ``([], [])`` when the store holds too little history."""
+    studies it learned from; ``([], [])`` when the store holds too little history.
+
+    ``exclude``: configurations already proposed (the rules'). The history's picks go beside
+    them, so a pick equal to one of them would be a slot wasted: measured in a warm-start run,
+    two of the three history picks for the digits CNN were the rules' first two.
+    """
     examples = load_history(tracking_uri, exclude_model=exclude_model)
     try:
         ranker = HistoryRanker(examples, scenario=scenario)
     except ValueError:
         return [], []
-    return ranker.rank(model_features, space_configs(space), budget, top=top), ranker.studies
+    proposed = {config.canonical().to_json() for config in exclude}
+    configs = [c for c in space_configs(space) if c.to_json() not in proposed]
+    return ranker.rank(model_features, configs, budget, top=top), ranker.studies

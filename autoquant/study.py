@@ -196,6 +196,7 @@ class Objective:
         history."""
         from autoquant.history import alternate, history_candidates
 
+        rules = self.prior_configs(top)
         ranked, studies = history_candidates(
             self.report.features,
             self.space,
@@ -204,8 +205,8 @@ class Objective:
             exclude_model=self.task.model_name,
             scenario=self.scenario.name,
             top=top,
+            exclude=rules,
         )
-        rules = self.prior_configs(top)
         if not studies:
             self.log(
                 "Too little history in the MLflow store (fewer than 5 trials): warm start "
