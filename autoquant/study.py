@@ -62,6 +62,8 @@ HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 20
 
 WARM_STARTS = ("rules", "history", "none")
+#: How a history warm start announces the configurations it adds to the rules' (after each).
+HISTORY_PICKS = "History's picks, after each of the rules': "
 
 FINISHED = (
     optuna.trial.TrialState.COMPLETE,
@@ -214,7 +216,9 @@ class Objective:
             )
             return rules
         self.log(f"Warm start learned from past studies: {', '.join(studies)}")
-        return alternate(rules, [config for config, _, _ in ranked])
+        picks = [config for config, _, _ in ranked]
+        self.log(f"{HISTORY_PICKS}{', '.join(config.label() for config in picks)}")
+        return alternate(rules, picks)
 
     # -- one trial ---------------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial):

@@ -34,7 +34,7 @@ from autoquant.history import history_candidates
 from autoquant.recommend import Finalist, final_round
 from autoquant.report import format_table
 from autoquant.space import load_space
-from autoquant.study import search
+from autoquant.study import HISTORY_PICKS, search
 from autoquant.tasks import digits_task
 from autoquant.tracking import MlflowTracker, machine_info
 
@@ -76,7 +76,7 @@ def trials_to_near_best(rec, best: float | None = None, share: float = 0.95) -> 
     return None
 
 
-def run(task, warm_start, trials, seed, study, uri, scenario, history_uri=None):
+def run(task, warm_start, trials, seed, study, uri, scenario, history_uri=None, log=None):
     started = time.perf_counter()
     rec = search(
         task,
@@ -89,7 +89,7 @@ def run(task, warm_start, trials, seed, study, uri, scenario, history_uri=None):
         warm_start=warm_start,
         history_uri=history_uri,
         progress=False,
-        log=lambda _: None,
+        log=log or (lambda _: None),
         tracker=MlflowTracker(uri) if uri else None,
     )
     return rec, time.perf_counter() - started
@@ -190,7 +190,7 @@ def main() -> None:
     for target in [t for t in args.history_targets if t in rules_recs]:
         task = digits_task(target)
         report = inspect(task.model, task.validation_data[0][0][:1])
-        ranked, studies = history_candidates(
+        _, studies = history_candidates(
             report.features,
             load_space("default"),
             Budget(1.0),
@@ -199,6 +199,7 @@ def main() -> None:
             scenario=args.scenario,
         )
         sources.update(studies)
+        messages = []
         history_rec, _ = run(
             task,
             "history",
@@ -208,7 +209,10 @@ def main() -> None:
             None,
             args.scenario,
             history_uri=uri,
+            log=messages.append,
         )
+        # the picks the study enqueued (the rules' own candidates excluded), as it announced them
+        picks = [m[len(HISTORY_PICKS) :] for m in messages if m.startswith(HISTORY_PICKS)]
         rules_rec = rules_recs[target]
         final = head_to_head(task, {"history": history_rec, "rules": rules_rec}, scenario)
         both_best = max(best_trial_speedup(history_rec), best_trial_speedup(rules_rec))
@@ -226,9 +230,7 @@ def main() -> None:
                     f"{final['history'].speedup:.2f}x / {final['rules'].speedup:.2f}x"
                 ),
                 "recommended (history)": history_rec.config.label(),
-                "history's picks (after each of the rules')": ", ".join(
-                    c.label() for c, _, _ in ranked
-                ),
+                "history's picks (after each of the rules')": picks[0] if picks else "-",
             }
         )
         print(rows_b[-1], flush=True)

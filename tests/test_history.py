@@ -15,7 +15,7 @@ from autoquant.history import (
     space_configs,
 )
 from autoquant.space import load_space
-from autoquant.study import open_search, search
+from autoquant.study import HISTORY_PICKS, open_search, search
 from autoquant.tracking import MlflowTracker
 
 CONV = {"conv_share": 1.0, "linear_share": 0.0, "log_macs": 16.0}
@@ -133,6 +133,8 @@ def test_history_read_back_from_mlflow(tmp_path, mlp_task, cnn_task, lstm_task, 
     first = alternate(expected, learned)
     assert waiting[: len(first)] == first
     assert "Warm start learned from past studies: past-cnn, past-mlp" in messages
+    announced = ", ".join(c.label() for c, _, _ in ranked)
+    assert f"{HISTORY_PICKS}{announced}" in messages
 
     # a configuration already proposed is never picked again
     features = session.runner.report.features
