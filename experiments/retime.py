@@ -5,8 +5,8 @@ A benchmark or warm-start run times its head-to-heads late in a long process on 
 machine; this says whether their ranking holds when measured alone. The checks are the ones the
 README and the closing notes cite: the digits CNN's PT2E recommendations of WARM_START.md (which
 layers stay in float), mobilenet_v2's bs64-t2 head-to-head of RESULTS.md (the plain recipe,
-the sweep's best and autoquant's pick at 0.25 points), and mobilenet_v2's PT2E pick of
-WARM_START.md (4.44x in one of its head-to-heads, 6.81x in another).
+the sweep's best and autoquant's pick at 0.25 points), and mobilenet_v2's PT2E pick of the
+warm-start runs (4.44x and 6.81x in the two head-to-heads of one run, in one process).
 
     .venv/bin/python experiments/retime.py
 """
