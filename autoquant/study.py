@@ -62,7 +62,9 @@ HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 20
 
 WARM_STARTS = ("rules", "history", "none")
-#: How a history warm start announces the configurations it adds to the rules' (after each).
+#: How a history warm start announces the studies it learned from, and the configurations it
+#: adds to the rules' (after each), in the study's log.
+HISTORY_STUDIES = "Warm start learned from past studies: "
 HISTORY_PICKS = "History's picks, after each of the rules': "
 
 FINISHED = (
@@ -215,7 +217,7 @@ class Objective:
                 "from the rules."
             )
             return rules
-        self.log(f"Warm start learned from past studies: {', '.join(studies)}")
+        self.log(f"{HISTORY_STUDIES}{', '.join(studies)}")
         picks = [config for config, _, _ in ranked]
         self.log(f"{HISTORY_PICKS}{', '.join(config.label() for config in picks)}")
         return alternate(rules, picks)

@@ -27,14 +27,10 @@ from pathlib import Path
 import torch
 
 import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
-from autoquant.analysis import inspect
-from autoquant.budget import Budget
 from autoquant.evaluate import SCENARIOS
-from autoquant.history import history_candidates
 from autoquant.recommend import Finalist, final_round
 from autoquant.report import format_table
-from autoquant.space import load_space
-from autoquant.study import HISTORY_PICKS, search
+from autoquant.study import HISTORY_PICKS, HISTORY_STUDIES, search
 from autoquant.tasks import digits_task
 from autoquant.tracking import MlflowTracker, machine_info
 
@@ -189,16 +185,6 @@ def main() -> None:
     rows_b, sources = [], set()
     for target in [t for t in args.history_targets if t in rules_recs]:
         task = digits_task(target)
-        report = inspect(task.model, task.validation_data[0][0][:1])
-        _, studies = history_candidates(
-            report.features,
-            load_space("default"),
-            Budget(1.0),
-            tracking_uri=uri,
-            exclude_model=target,
-            scenario=args.scenario,
-        )
-        sources.update(studies)
         messages = []
         history_rec, _ = run(
             task,
@@ -211,7 +197,10 @@ def main() -> None:
             history_uri=uri,
             log=messages.append,
         )
-        # the picks the study enqueued (the rules' own candidates excluded), as it announced them
+        # what the study learned from and the picks it enqueued, as it announced them
+        for message in messages:
+            if message.startswith(HISTORY_STUDIES):
+                sources.update(message[len(HISTORY_STUDIES) :].split(", "))
         picks = [m[len(HISTORY_PICKS) :] for m in messages if m.startswith(HISTORY_PICKS)]
         rules_rec = rules_recs[target]
         final = head_to_head(task, {"history": history_rec, "rules": rules_rec}, scenario)
