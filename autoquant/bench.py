@@ -35,10 +35,12 @@ from autoquant.budget import Budget
 from autoquant.config import QuantConfig
 from autoquant.evaluate import (
     Scenario,
+    count_flips,
     example_batch,
     get_scenario,
     measure_latency,
     score,
+    score_and_classes,
     serialized_size,
     timed_models,
 )
@@ -175,6 +177,9 @@ def run_sweep(
         raise NotMeasured(f"sweep of {task.model_name}: {len(todo)} configurations missing")
     compiled_float: dict[str, Any] = {}  # per scenario, compiled once
     commit = source_commit() if todo else None
+    if todo:  # float's answers, to count the ones each configuration changes
+        _, float_val = score_and_classes(task.model, task.validation_data, task.metric)
+        _, float_test = score_and_classes(task.model, task.test_data, task.metric)
     for config in tqdm(todo, desc=f"sweep {task.model_name}", unit="config", disable=not todo):
         started = time.perf_counter()
         entry: dict[str, Any] = {"config": config.to_dict(), "commit": commit}
@@ -183,9 +188,13 @@ def run_sweep(
             model = apply(
                 task.model, config, task.calibration_data, task.train_data, loss_fn=task.loss_fn
             )
-            entry["val_accuracy"] = score(model, task.validation_data, task.metric)
+            entry["val_accuracy"], classes = score_and_classes(
+                model, task.validation_data, task.metric
+            )
             entry["seconds"] = time.perf_counter() - started
-            entry["test_accuracy"] = score(model, task.test_data, task.metric)
+            entry["val_flips"] = count_flips(classes, float_val)
+            entry["test_accuracy"], classes = score_and_classes(model, task.test_data, task.metric)
+            entry["test_flips"] = count_flips(classes, float_test)
             entry["size_bytes"] = serialized_size(model)
             entry["speedup"], entry["latency_seconds"] = {}, {}
             entry["compile_seconds"] = {}
@@ -319,6 +328,7 @@ def run_search(
                 "state": r.state,
                 "feasible": r.feasible,
                 "speedup": r.metrics.speedup if r.metrics else None,
+                "flips": r.metrics.flips if r.metrics else None,
                 "duplicate_of": r.duplicate_of,
             }
             for r in recommendation.records
@@ -364,6 +374,7 @@ def head_to_head(
                     "float_test_accuracy": f.metrics.float_accuracy,
                     "speedup": f.metrics.speedup,
                     "size_ratio": f.metrics.size_ratio,
+                    "test_flips": f.metrics.flips,
                 }
                 if f.metrics
                 else {}
@@ -402,6 +413,7 @@ def _row(kind: str, label: str, measured: dict, budget: Budget, **extra) -> dict
     return {
         **row,
         "test_accuracy": measured["test_accuracy"],
+        "test_flips": measured.get("test_flips"),
         "drop": drop,
         "speedup": measured["speedup"],
         "size_ratio": measured["size_ratio"],
@@ -659,8 +671,9 @@ def write_report(
         "",
         "Speedups are float latency / model latency in one interleaved head-to-head per model, "
         "scenario and budget (float against its own copy shows the noise); drops are on the "
-        "held-out test split; feasibility in the sweep and the search is judged on the "
-        "validation split, as a search must.",
+        "held-out test split; test flips count the test examples whose answer differs from "
+        "float's; feasibility in the sweep and the search is judged on the validation split, "
+        "as a search must.",
         "",
         "## Summary",
         "",
@@ -692,17 +705,19 @@ def write_report(
             f"configurations ({c.sweep['failed']} failed), {c.sweep['feasible']} quantized ones "
             f"within budget on validation, {c.sweep['seconds'] / 60:.1f} min for this scenario.",
             "",
-            "| kind | configuration | test acc | drop | speedup | size | within budget (test) | "
-            "trials run | trials to feasible | trials to 95% | wall s | overhead |",
-            "|" + "---|" * 12,
+            "| kind | configuration | test acc | drop | test flips | speedup | size | "
+            "within budget (test) | trials run | trials to feasible | trials to 95% | wall s | "
+            "overhead |",
+            "|" + "---|" * 13,
         ]
         for r in c.rows:
             if "error" in r:
-                lines.append(f"| {r['kind']} | {r['label']} | failed: {r['error']} |" + " |" * 9)
+                lines.append(f"| {r['kind']} | {r['label']} | failed: {r['error']} |" + " |" * 10)
                 continue
             lines.append(
                 f"| {r['kind']} | {r['label']} | {r['test_accuracy']:.2%} | {r['drop']:.2f} | "
-                f"{r['speedup']:.2f}x | {r['size_ratio']:.2f} | {'yes' if r['within'] else 'no'} | "
+                f"{_fmt(r.get('test_flips'), 'd')} | {r['speedup']:.2f}x | "
+                f"{r['size_ratio']:.2f} | {'yes' if r['within'] else 'no'} | "
                 f"{_fmt(r.get('trials'), 'd')} | {_fmt(r.get('trials_to_feasible'), 'd')} | "
                 f"{_fmt(r.get('trials_to_95'), 'd')} | "
                 f"{_fmt(r.get('wall_seconds'), '.0f')} | {_fmt(r.get('overhead'), '.0%')} |"

@@ -116,7 +116,15 @@ def score(
     max_batches: int | None = None,
 ) -> float:
     """The metric of ``model`` on ``data``; a value outside [0, 1] or NaN is refused."""
-    outputs, targets = predict(model, data, max_batches=max_batches)
+    return score_outputs(*predict(model, data, max_batches=max_batches), metric)
+
+
+def score_outputs(
+    outputs: torch.Tensor,
+    targets: torch.Tensor,
+    metric: Callable[[torch.Tensor, torch.Tensor], float],
+) -> float:
+    """The metric of outputs already computed (``predict``); checked as ``score`` checks it."""
     if outputs.is_floating_point() and not torch.isfinite(outputs).all():
         raise DataError(
             f"The model produced NaN or infinite outputs ({int((~torch.isfinite(outputs)).sum())} "
@@ -135,6 +143,34 @@ def score(
             f"output shape {tuple(outputs.shape)}; check that the model's output fits the metric."
         )
     return value
+
+
+def score_and_classes(
+    model: nn.Module, data: Iterable, metric: Callable[[torch.Tensor, torch.Tensor], float]
+) -> tuple[float, torch.Tensor | None]:
+    """``score`` and ``predicted_classes`` from one pass over ``data``."""
+    outputs, targets = predict(model, data)
+    return score_outputs(outputs, targets, metric), predicted_classes(outputs)
+
+
+def predicted_classes(outputs: torch.Tensor) -> torch.Tensor | None:
+    """The top-1 class of each example when ``outputs`` are class scores (N, classes), else
+    None (a regression or a sequence output has no class to agree on)."""
+    if outputs.dim() != 2 or outputs.shape[1] < 2 or not outputs.is_floating_point():
+        return None
+    return outputs.argmax(dim=1)
+
+
+def count_flips(classes: torch.Tensor | None, float_classes: torch.Tensor | None) -> int | None:
+    """Examples whose top-1 class differs from the float model's (None when not classes).
+
+    Accuracy only counts the net change: a model that turns three right answers wrong and
+    three wrong ones right loses nothing on that data, yet disagrees with float six times, and
+    on new data those changes need not cancel. Flips count every change.
+    """
+    if classes is None or float_classes is None or classes.shape != float_classes.shape:
+        return None
+    return int((classes != float_classes).sum())
 
 
 def serialized_size(model: nn.Module) -> int:
@@ -264,7 +300,8 @@ class Metrics:
     model is the scenario's baseline, ``reference``: ``float`` (eager) or ``compiled float``.
     Where compile is involved (the candidate or the baseline is compiled) both figures are
     kept: ``speedup_vs_eager`` and ``speedup_vs_compiled``. ``compile_seconds`` is what the
-    candidate's first compilation took.
+    candidate's first compilation took. ``flips`` counts the examples whose top-1 class differs
+    from the float model's (``count_flips``; None when the outputs are not class scores).
     """
 
     accuracy: float
@@ -283,6 +320,7 @@ class Metrics:
     reference: str = "float"
     speedup_vs_eager: float | None = None
     speedup_vs_compiled: float | None = None
+    flips: int | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -297,6 +335,7 @@ def make_metrics(
     scenario: Scenario,
     *,
     compile_seconds: float = 0.0,
+    flips: int | None = None,
 ) -> Metrics:
     """Metrics from ``timings`` of ``float``, ``candidate`` and (optionally) ``compiled
     float``; the speedup is against the scenario's baseline."""
@@ -321,6 +360,7 @@ def make_metrics(
         reference=scenario.reference,
         speedup_vs_eager=timings["float"].median_ms / candidate if compiled else None,
         speedup_vs_compiled=compiled.median_ms / candidate if compiled else None,
+        flips=flips,
     )
 
 
@@ -339,13 +379,14 @@ def evaluate(
     ``float_accuracy`` and ``float_size_bytes`` may be passed when already known (a study
     measures the float model once); latency is always timed again, interleaved.
     """
+    reference, float_classes = score_and_classes(float_model, data, metric)
     if float_accuracy is None:
-        float_accuracy = score(float_model, data, metric)
+        float_accuracy = reference
     if float_size_bytes is None:
         float_size_bytes = serialized_size(float_model)
     example = example_batch(data, scenario.batch_size)
     models, _ = timed_models(model, float_model, example, scenario)
-    accuracy = score(model, data, metric)
+    accuracy, classes = score_and_classes(model, data, metric)
     timings = measure_latency(models, example, scenario.threads)
     return make_metrics(
         accuracy,
@@ -355,4 +396,5 @@ def evaluate(
         float_size_bytes,
         scenario,
         compile_seconds=getattr(model, "compile_seconds", 0.0),
+        flips=count_flips(classes, float_classes),
     )

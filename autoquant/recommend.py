@@ -15,10 +15,11 @@ from autoquant.config import QuantConfig
 from autoquant.evaluate import (
     Metrics,
     Scenario,
+    count_flips,
     example_batch,
     make_metrics,
     measure_latency,
-    score,
+    score_and_classes,
     serialized_size,
     timed_models,
 )
@@ -162,7 +163,8 @@ def pareto_front(records: list[TrialRecord], budget: Budget) -> list[TrialRecord
 
 
 def _rank(records: list[TrialRecord], objective: str) -> list[TrialRecord]:
-    """Best first by the objective; candidates within noise of each other: smaller, simpler."""
+    """Best first by the objective; candidates within noise of each other (latency): fewer
+    flips (validation examples whose answer differs from float's), smaller, simpler."""
     if objective == "size":
         return sorted(records, key=lambda r: (round(r.metrics.size_ratio, 3), -r.metrics.speedup))
     if objective == "pareto":
@@ -170,9 +172,11 @@ def _rank(records: list[TrialRecord], objective: str) -> list[TrialRecord]:
     fastest = max(r.metrics.speedup for r in records)
     tied = [r for r in records if r.metrics.speedup >= fastest * (1 - NOISE)]
     rest = [r for r in records if r not in tied]
-    # within noise: the smaller, then the simpler, then (all else equal) the faster
+    # within noise: the one that changes fewest of float's answers (the safest on new data),
+    # then the smaller, then the simpler, then (all else equal) the faster
     tied.sort(
         key=lambda r: (
+            r.metrics.flips or 0,
             round(r.metrics.size_ratio, 2),
             SIMPLICITY.get(r.config.method, 9),
             -r.metrics.speedup,
@@ -246,7 +250,8 @@ def final_round(
     data = task.test_data if task.test_data is not None else task.validation_data
     example = example_batch(task.validation_data, scenario.batch_size)
     compiled_float = None  # the reference of the finalists deployed through torch.compile
-    accuracy = {}
+    float_accuracy, float_classes = score_and_classes(task.model, data, task.metric)
+    accuracy, flips = {}, {}
     for finalist in finalists:
         if finalist.error:
             continue
@@ -262,7 +267,10 @@ def final_round(
                 _, compiled_float = timed_models(
                     finalist.model, task.model, example, scenario, compiled_float
                 )
-                accuracy[id(finalist)] = score(finalist.model, data, task.metric)
+                accuracy[id(finalist)], classes = score_and_classes(
+                    finalist.model, data, task.metric
+                )
+                flips[id(finalist)] = count_flips(classes, float_classes)
         except Exception as err:  # noqa: BLE001 - a recipe that cannot run is shown as failed
             finalist.model = None
             finalist.error = f"{type(err).__name__}: {str(err).strip()[:200]}"
@@ -278,7 +286,6 @@ def final_round(
         min_rounds=10,
         max_rounds=80,
     )
-    float_accuracy = score(task.model, data, task.metric)
     float_size = serialized_size(task.model)
     for i, finalist in enumerate(built):
         own = {"float": timings["float"], "candidate": timings[str(i)]}
@@ -292,6 +299,7 @@ def final_round(
             float_size,
             scenario,
             compile_seconds=finalist.model.compile_seconds,
+            flips=flips[id(finalist)],
         )
 
 
@@ -367,6 +375,7 @@ def recommend(
     if feasible and contenders:
         ranked = _rank([with_final_speed(f) for f in contenders], objective)
         chosen = by_number[ranked[0].number]
+        note = _safer_than_fastest(ranked, objective)
         is_feasible = True
         plain_float = chosen.config.canonical() == QuantConfig(method="fp32")
         if objective == "latency" and chosen.metrics.speedup < 1 and not plain_float:
@@ -415,7 +424,7 @@ def recommend(
         f"Recommended: {_describe(chosen.config)}. In the final head-to-head timing it runs "
         f"{chosen.metrics.speedup:.2f}x the speed of {against} at "
         f"{chosen.metrics.size_ratio:.2f}x the size; its validation drop was "
-        f"{budget.drop(metrics):.2f}{unit} (budget {budget})."
+        f"{budget.drop(metrics):.2f}{unit} (budget {budget}){_flips_text(metrics, task)}."
         f" {why}{note}"
     )
     if test_metrics is not None:
@@ -450,6 +459,29 @@ def recommend(
         records=records,
         finalists=finalists,
     )
+
+
+def _safer_than_fastest(ranked: list[TrialRecord], objective: str) -> str:
+    """Why the choice is not the fastest contender, when the flips decided it."""
+    if objective != "latency" or len(ranked) < 2:
+        return ""
+    chosen, fastest = ranked[0], max(ranked, key=lambda r: r.metrics.speedup)
+    if fastest is chosen or (chosen.metrics.flips or 0) >= (fastest.metrics.flips or 0):
+        return ""
+    return (
+        f" Trial {fastest.number} ({fastest.config.label()}) timed "
+        f"{fastest.metrics.speedup:.2f}x, within the {NOISE:.0%} timing noise; this one was "
+        f"preferred because it changes fewer of float's validation answers "
+        f"({chosen.metrics.flips} against {fastest.metrics.flips}), so it is the safer bet on "
+        f"new data."
+    )
+
+
+def _flips_text(metrics: Metrics, task: Task) -> str:
+    if metrics.flips is None:
+        return ""
+    examples = sum(len(targets) for _, targets in task.validation_data)
+    return f" and it changes {metrics.flips} of float's {examples} validation answers"
 
 
 def _finer_than_one_example(task: Task, budget: Budget, float_accuracy: float) -> str:

@@ -26,6 +26,7 @@ def metrics_row(label: str, metrics) -> dict:
         "candidate": label,
         "accuracy": f"{metrics.accuracy:.2%}",
         "drop (pt)": f"{metrics.drop_points:+.2f}",
+        "flips": "" if metrics.flips is None else str(metrics.flips),
         "latency (ms)": f"{metrics.latency_ms:.3f} ±{metrics.latency_spread_ms:.3f}",
         "speedup": f"{metrics.speedup:.2f}x",
         "size (KiB)": f"{metrics.size_bytes / 1024:.0f}",
@@ -37,6 +38,7 @@ METRIC_COLUMNS = [
     "candidate",
     "accuracy",
     "drop (pt)",
+    "flips",
     "latency (ms)",
     "speedup",
     "size (KiB)",
@@ -67,7 +69,7 @@ def recommendation_markdown(rec, comparison: Sequence[dict]) -> str:
         "## Final round: float, the plain recipes and the best trials",
         "",
         "Rebuilt and timed head to head in one interleaved measurement; accuracy on the "
-        "held-out test data.",
+        "held-out test data; flips: test examples whose answer differs from float's.",
         "",
         format_table(comparison, METRIC_COLUMNS, markdown=True),
         "",
@@ -97,6 +99,8 @@ def recommendation_markdown(rec, comparison: Sequence[dict]) -> str:
         "",
         "## Trials",
         "",
+        "Drop and flips (examples whose answer differs from float's) on the validation data.",
+        "",
         format_table([trial_row(r, rec.budget) for r in rec.records], TRIAL_COLUMNS, markdown=True),
         "",
         f"Search wall time {rec.search_seconds:.0f} s; trials {rec.counts}; evaluation time saved "
@@ -106,7 +110,17 @@ def recommendation_markdown(rec, comparison: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-TRIAL_COLUMNS = ["trial", "state", "config", "speedup", "size ratio", "drop", "feasible", "note"]
+TRIAL_COLUMNS = [
+    "trial",
+    "state",
+    "config",
+    "speedup",
+    "size ratio",
+    "drop",
+    "flips",
+    "feasible",
+    "note",
+]
 
 
 def trial_row(record, budget) -> dict:
@@ -121,6 +135,7 @@ def trial_row(record, budget) -> dict:
         "speedup": f"{m.speedup:.2f}x" if m else "",
         "size ratio": f"{m.size_ratio:.2f}" if m else "",
         "drop": f"{budget.drop(m):.2f}" if m else "",
+        "flips": "" if m is None or m.flips is None else str(m.flips),
         "feasible": ("yes" if record.feasible else "no") if m else "",
         "note": note.replace("|", "/")[:120],
     }

@@ -36,6 +36,7 @@ from autoquant.evaluate import (
     example_batch,
     get_scenario,
     score,
+    score_and_classes,
     serialized_size,
 )
 from autoquant.explore import LocalSteps, StopWhenRepeating, twin_within_budget
@@ -122,11 +123,16 @@ class Objective:
         back from a resumed study."""
         self._check_data()
         attrs = study.user_attrs
+        # float's answers, to count the ones each trial changes (recomputed when resumed: one
+        # pass of the float model, rather than a class per example in the study's storage)
+        accuracy, float_classes = score_and_classes(
+            self.task.model, self.task.validation_data, self.task.metric
+        )
         if "baseline" in attrs:
             self.baseline = Baseline(**attrs["baseline"])
         else:
             self.baseline = Baseline(
-                accuracy=score(self.task.model, self.task.validation_data, self.task.metric),
+                accuracy=accuracy,
                 subset_accuracy=score(self.task.model, self.subset, self.task.metric),
                 size_bytes=serialized_size(self.task.model),
             )
@@ -149,6 +155,7 @@ class Objective:
             self.subset,
             self.example,
             self.prune,
+            float_classes,
         )
         self.evaluate = (
             IsolatedEvaluator(evaluator, self.trial_timeout) if self.isolate else (evaluator)

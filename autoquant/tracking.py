@@ -259,8 +259,8 @@ class MlflowTracker:
                     "compile_seconds": metrics.get("compile_seconds", 0.0),
                     "constraint_violation": violation,
                 }
-                for key in ("speedup_vs_eager", "speedup_vs_compiled"):
-                    if metrics.get(key) is not None:  # where compile is involved: both figures
+                for key in ("speedup_vs_eager", "speedup_vs_compiled", "flips"):
+                    if metrics.get(key) is not None:  # compile involved; outputs are classes
                         logged[key] = metrics[key]
                 logged = [Metric(k, float(v), now, 0) for k, v in logged.items()]
             for key in ("quantize_seconds", "evaluate_seconds", "subset_drop"):

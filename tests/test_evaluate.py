@@ -5,13 +5,17 @@ from autoquant import DataError, QuantConfig, apply
 from autoquant.errors import ConfigError
 from autoquant.evaluate import (
     Scenario,
+    count_flips,
     evaluate,
     example_batch,
     get_scenario,
     measure_latency,
+    predict,
+    predicted_classes,
     score,
     serialized_size,
 )
+from autoquant.tasks import digits_task
 
 
 def test_metrics_against_float(cnn_task):
@@ -35,6 +39,35 @@ def test_metrics_against_float(cnn_task):
     assert 0.15 < metrics.size_ratio < 0.4
     assert metrics.size_bytes == serialized_size(quantized)
     assert metrics.scenario == "bs4-t1"
+
+
+def test_flips_count_every_changed_answer_not_only_the_net_loss():
+    # dynamic int8 on the zoo's model with activation outliers: it changes a few of float's
+    # answers, some right to wrong, some wrong to right, some wrong to another wrong
+    task = digits_task("cnn_outliers")
+    quantized = apply(task.model, QuantConfig(method="dynamic_int8"), task.calibration_data)
+    data = task.validation_data
+    metrics = evaluate(quantized, task.model, data, task.metric, Scenario())
+    float_outputs, targets = predict(task.model, data)
+    outputs, _ = predict(quantized, data)
+    changed = outputs.argmax(dim=1) != float_outputs.argmax(dim=1)
+    assert metrics.flips == int(changed.sum()) > 0
+    # each lost example is a flip, but flips that cancel out do not move the accuracy
+    lost = (float_outputs.argmax(dim=1) == targets) & changed
+    gained = (outputs.argmax(dim=1) == targets) & changed
+    net = int(lost.sum()) - int(gained.sum())
+    assert metrics.drop_points == pytest.approx(100 * net / len(targets), abs=1e-4)  # float32
+    assert metrics.flips >= int(lost.sum()) + int(gained.sum()) > abs(net)
+
+
+def test_flips_are_only_counted_for_class_scores():
+    scores = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    assert predicted_classes(scores).tolist() == [1, 0, 1]
+    assert count_flips(torch.tensor([1, 1, 1]), torch.tensor([1, 0, 1])) == 1
+    assert predicted_classes(torch.randn(3)) is None  # regression: no classes
+    assert predicted_classes(torch.randn(3, 1)) is None
+    assert predicted_classes(torch.randn(3, 4, 5)) is None
+    assert count_flips(None, torch.tensor([1, 0])) is None
 
 
 def test_score_refuses_a_metric_out_of_range(cnn_task):

@@ -1,5 +1,7 @@
 """The search on real digits models: constraint, pruning, failures, duplicates, resume, seeds."""
 
+import dataclasses
+
 import optuna
 import pytest
 
@@ -55,6 +57,10 @@ def test_feasible_study_sets_the_budget_constraint(cnn_task, tmp_path):
     for trial in complete:
         violation = trial.system_attrs["constraints:budget"]
         assert violation == pytest.approx(trial.user_attrs["metrics"]["drop_points"] - 1.0)
+        assert trial.user_attrs["metrics"]["flips"] >= 0  # answers changed against float's
+    examples = sum(len(targets) for _, targets in cnn_task.validation_data)
+    flips = f"changes {rec.metrics.flips} of float's {examples} validation answers"
+    assert flips in rec.explanation
     assert "It was the fastest of the" in rec.explanation
     assert "finer than one validation example" not in rec.explanation  # 1pt: 2.7 examples
     assert rec.model.config == rec.config
@@ -207,38 +213,51 @@ def test_every_layer_kept_in_float_is_the_float_model(mlp_task):
         assert record.config.method == "fp32" or len(record.config.keep_float) < 3
 
 
-def test_ties_go_to_the_smaller_then_simpler_then_faster():
+def _record(number, method, speedup, size_ratio, flips=0):
     from autoquant.evaluate import Metrics
-    from autoquant.recommend import TrialRecord, _rank
+    from autoquant.recommend import TrialRecord
 
-    def record(number, method, speedup, size_ratio):
-        metrics = Metrics(
-            0.97, 0.97, 0.0, 0.0, 1 / speedup, 0.0, 1.0, speedup, 100, 400, size_ratio, "bs1-t1"
-        )
-        return TrialRecord(number, "complete", QuantConfig(method=method), metrics, -1.0)
+    metrics = Metrics(
+        0.97, 0.97, 0.0, 0.0, 1 / speedup, 0.0, 1.0, speedup, 100, 400, size_ratio, "bs1-t1"
+    )
+    metrics = dataclasses.replace(metrics, flips=flips)
+    return TrialRecord(number, "complete", QuantConfig(method=method), metrics, -1.0)
+
+
+def test_ties_go_to_the_smaller_then_simpler_then_faster():
+    from autoquant.recommend import _rank
 
     records = [
-        record(0, "static_int8", 4.72, 0.25),
-        record(1, "static_int8", 4.76, 0.25),
-        record(2, "qat_int8", 4.83, 0.25),
-        record(3, "static_int8", 3.0, 0.25),
+        _record(0, "static_int8", 4.72, 0.25),
+        _record(1, "static_int8", 4.76, 0.25),
+        _record(2, "qat_int8", 4.83, 0.25),
+        _record(3, "static_int8", 3.0, 0.25),
     ]
     ranked = _rank(records, "latency")
     assert [r.number for r in ranked] == [1, 0, 2, 3]  # 4.72-4.83 are within 3%: static first
 
 
-def test_trials_within_a_trials_noise_of_the_fastest_also_reach_the_final_round():
-    from autoquant.evaluate import Metrics
-    from autoquant.recommend import TrialRecord, shortlist
+def test_ties_go_first_to_the_one_that_changes_fewest_answers():
+    from autoquant.recommend import _rank, _safer_than_fastest
 
-    def record(number, speedup):
-        metrics = Metrics(
-            0.97, 0.97, 0.0, 0.0, 1 / speedup, 0.0, 1.0, speedup, 100, 400, 0.25, "bs1-t1"
-        )
-        return TrialRecord(number, "complete", QuantConfig(method="static_int8"), metrics, -1.0)
+    records = [
+        _record(0, "static_int8", 4.80, 0.25, flips=3),
+        _record(1, "static_int8", 4.70, 0.30, flips=1),  # within 3%, larger, safer
+        _record(2, "static_int8", 4.00, 0.25, flips=0),  # safest, but not within the noise
+    ]
+    ranked = _rank(records, "latency")
+    assert [r.number for r in ranked] == [1, 0, 2]
+    why = _safer_than_fastest(ranked, "latency")
+    assert "Trial 0" in why and "4.80x" in why and "(1 against 3)" in why
+    # the fastest is also the safest: nothing to explain
+    assert _safer_than_fastest(_rank(records[1:], "latency"), "latency") == ""
+
+
+def test_trials_within_a_trials_noise_of_the_fastest_also_reach_the_final_round():
+    from autoquant.recommend import shortlist
 
     speeds = [2.78, 2.77, 2.69, 2.63, 2.60, 2.55, 2.52, 1.80]
-    records = [record(i, s) for i, s in enumerate(speeds)]
+    records = [_record(i, "static_int8", s, 0.25) for i, s in enumerate(speeds)]
     # 2.60 and 2.55 are within 10% of 2.78: they go too; 2.52 is, but past the cap of 6
     assert [r.number for r in shortlist(records, "latency")] == [0, 1, 2, 3, 4, 5]
     assert [r.number for r in shortlist(records[:4] + records[7:], "latency")] == [0, 1, 2, 3]

@@ -118,6 +118,7 @@ def test_child_runs_match_the_study(tracked_study):
                 "speedup",
                 "size_bytes",
                 "size_ratio",
+                "flips",
             ):
                 assert run.data.metrics[key] == pytest.approx(metrics[key])
             assert run.data.metrics["constraint_violation"] == pytest.approx(
@@ -226,3 +227,4 @@ def test_register_puts_the_recommendation_in_the_model_registry(tmp_path, cnn_ta
     )
     versions = mlflow.MlflowClient(uri).search_model_versions("name='digits-cnn-int8'")
     assert len(versions) == 1
+
