@@ -228,3 +228,25 @@ def test_register_puts_the_recommendation_in_the_model_registry(tmp_path, cnn_ta
     versions = mlflow.MlflowClient(uri).search_model_versions("name='digits-cnn-int8'")
     assert len(versions) == 1
 
+
+def test_a_trial_killed_between_its_writes_is_logged_as_killed(tracked_study, tmp_path):
+    # A process killed after a trial stored its metrics but before its budget violation (two
+    # separate writes to the study's storage): the restart's sync must log it, not crash.
+    _, study, _, _, _ = tracked_study
+    measured = next(t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+    attrs = {k: v for k, v in measured.user_attrs.items() if k != "violation"}
+    killed = optuna.create_study()
+    killed.add_trial(
+        optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs=attrs)
+    )
+    tracker = MlflowTracker(f"sqlite:///{tmp_path}/mlflow.db")
+    tracker.experiment_id = tracker.client.create_experiment("killed")
+    tracker.parent_run_id = tracker.client.create_run(tracker.experiment_id).info.run_id
+    assert tracker.sync(killed) == 1
+    (run,) = tracker.client.search_runs(
+        [tracker.experiment_id], f"tags.`mlflow.parentRunId` = '{tracker.parent_run_id}'"
+    )
+    assert run.info.status == "KILLED" and run.data.tags["autoquant.state"] == "killed"
+    assert run.data.metrics["accuracy"] == pytest.approx(attrs["metrics"]["accuracy"])
+    assert "constraint_violation" not in run.data.metrics
+    assert "autoquant.feasible" not in run.data.tags
