@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from autoquant import bench
+from autoquant import Budget, bench
 from autoquant.bench import Plan, run_benchmark, trials_to, write_report
 from autoquant.cli import main
 
@@ -51,6 +51,28 @@ def test_benchmark_compares_search_sweep_recipes_and_float(tiny_run):
     assert set(work) == {"trials", "sensitivity", "final_round"} and work["trials"] > 0
     assert 0 <= cell.checks["overhead"] < 1
     assert cell.checks["budget_on_test"] is True
+    # of the sweep's quantized configurations within budget on validation and within 95% of
+    # its fastest (when that beat float), those within budget on test as well
+    float_entry = next(e for e in sweep.values() if e["config"]["method"] == "fp32")
+    quantized = [
+        e
+        for e in sweep.values()
+        if "error" not in e
+        and e["config"]["method"] != "fp32"
+        and 100 * (float_entry["val_accuracy"] - e["val_accuracy"]) <= 1.0
+    ]
+    best = max((e["speedup"]["bs1-t1"] for e in quantized), default=0.0)
+    near = [e for e in quantized if e["speedup"]["bs1-t1"] >= 0.95 * best] if best > 1 else []
+    held = [e for e in near if 100 * (float_entry["test_accuracy"] - e["test_accuracy"]) <= 1.0]
+    expected = (len(held), len(near)) if near else None
+    assert cell.checks["near_best_on_test"] == expected
+
+
+def test_holding_on_test_is_judged_against_float():
+    budget = Budget.parse("0.25pt")
+    assert bench._holds_on_test({"test_accuracy": 0.8976}, 0.9, budget)  # 0.24 points
+    assert not bench._holds_on_test({"test_accuracy": 0.8963}, 0.9, budget)  # 0.37 points
+    assert bench._holds_on_test({"test_accuracy": 0.8976}, 0.9, Budget.parse("0.3%"))
 
 
 def test_a_rerun_reuses_the_cache(tiny_run, monkeypatch):
@@ -76,7 +98,7 @@ def test_report_and_cli(tiny_run, tmp_path):
     (commit,) = cells[0].commits
     assert commit == bench.source_commit() != "unrecorded"
     assert f"Measured by autoquant commits: {commit} (cnn_outliers)" in text
-    assert "| trials run |" in text
+    assert "| trials run |" in text and "| sweep's near-best holding on test |" in text
     code = main(
         [
             "bench",
