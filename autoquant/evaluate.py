@@ -14,6 +14,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -145,32 +146,68 @@ def score_outputs(
     return value
 
 
-def score_and_classes(
+class Answers(NamedTuple):
+    """The top-1 class a model gave each example, beside the targets in the order seen."""
+
+    classes: torch.Tensor
+    targets: torch.Tensor
+
+
+def score_and_answers(
     model: nn.Module, data: Iterable, metric: Callable[[torch.Tensor, torch.Tensor], float]
-) -> tuple[float, torch.Tensor | None]:
-    """``score`` and ``predicted_classes`` from one pass over ``data``."""
+) -> tuple[float, Answers | None]:
+    """``score`` and the model's answers (``predicted_answers``) from one pass over ``data``.
+
+    Args:
+        model: The model to run.
+        data: Batches of (inputs, targets).
+        metric: The task's metric, higher is better, in [0, 1].
+
+    Returns:
+        The score, and the answers (None unless the task is single-label classification).
+    """
     outputs, targets = predict(model, data)
-    return score_outputs(outputs, targets, metric), predicted_classes(outputs)
+    return score_outputs(outputs, targets, metric), predicted_answers(outputs, targets)
 
 
-def predicted_classes(outputs: torch.Tensor) -> torch.Tensor | None:
-    """The top-1 class of each example when ``outputs`` are class scores (N, classes), else
-    None (a regression or a sequence output has no class to agree on)."""
-    if outputs.dim() != 2 or outputs.shape[1] < 2 or not outputs.is_floating_point():
-        return None
-    return outputs.argmax(dim=1)
+def predicted_answers(outputs: torch.Tensor, targets: torch.Tensor) -> Answers | None:
+    """The top-1 class of each example when the task is single-label classification.
+
+    That is: outputs of class scores (N, classes) and targets of class indices (N,). Anything
+    else returns None: a regression, a sequence output or multi-label targets have no single
+    class to agree on, and an argmax of them would count changes that mean nothing.
+    """
+    classification = (
+        outputs.dim() == 2
+        and outputs.shape[1] >= 2
+        and outputs.is_floating_point()
+        and targets.dim() == 1
+        and not targets.is_floating_point()
+        and len(targets) == len(outputs)
+    )
+    return Answers(outputs.argmax(dim=1), targets) if classification else None
 
 
-def count_flips(classes: torch.Tensor | None, float_classes: torch.Tensor | None) -> int | None:
-    """Examples whose top-1 class differs from the float model's (None when not classes).
+def count_flips(answers: Answers | None, float_answers: Answers | None) -> int | None:
+    """Examples whose top-1 class differs from the float model's.
 
     Accuracy only counts the net change: a model that turns three right answers wrong and
     three wrong ones right loses nothing on that data, yet disagrees with float six times, and
     on new data those changes need not cancel. Flips count every change.
+
+    Args:
+        answers: The candidate's answers (``score_and_answers``).
+        float_answers: The float model's answers on the same data.
+
+    Returns:
+        The count, or None when either has no answers or the two did not see the examples
+        in the same order (a shuffled loader: comparing position by position would be wrong).
     """
-    if classes is None or float_classes is None or classes.shape != float_classes.shape:
+    if answers is None or float_answers is None:
         return None
-    return int((classes != float_classes).sum())
+    if not torch.equal(answers.targets, float_answers.targets):
+        return None
+    return int((answers.classes != float_answers.classes).sum())
 
 
 def serialized_size(model: nn.Module) -> int:
@@ -301,7 +338,8 @@ class Metrics:
     Where compile is involved (the candidate or the baseline is compiled) both figures are
     kept: ``speedup_vs_eager`` and ``speedup_vs_compiled``. ``compile_seconds`` is what the
     candidate's first compilation took. ``flips`` counts the examples whose top-1 class differs
-    from the float model's (``count_flips``; None when the outputs are not class scores).
+    from the float model's (``count_flips``; None unless the task is single-label
+    classification and the data came in the same order).
     """
 
     accuracy: float
@@ -372,21 +410,23 @@ def evaluate(
     scenario: Scenario = SCENARIOS["bs1-t1"],
     *,
     float_accuracy: float | None = None,
+    float_answers: Answers | None = None,
     float_size_bytes: int | None = None,
 ) -> Metrics:
     """Measure ``model`` against ``float_model`` on ``data`` under ``scenario``.
 
-    ``float_accuracy`` and ``float_size_bytes`` may be passed when already known (a study
-    measures the float model once); latency is always timed again, interleaved.
+    ``float_accuracy`` with ``float_answers``, and ``float_size_bytes``, may be passed when
+    already known (``score_and_answers`` of the float model on ``data``: a study measures
+    float once); without both of the first two, float is scored here. Latency is always
+    timed again, interleaved.
     """
-    reference, float_classes = score_and_classes(float_model, data, metric)
-    if float_accuracy is None:
-        float_accuracy = reference
+    if float_accuracy is None or float_answers is None:
+        float_accuracy, float_answers = score_and_answers(float_model, data, metric)
     if float_size_bytes is None:
         float_size_bytes = serialized_size(float_model)
     example = example_batch(data, scenario.batch_size)
     models, _ = timed_models(model, float_model, example, scenario)
-    accuracy, classes = score_and_classes(model, data, metric)
+    accuracy, answers = score_and_answers(model, data, metric)
     timings = measure_latency(models, example, scenario.threads)
     return make_metrics(
         accuracy,
@@ -396,5 +436,5 @@ def evaluate(
         float_size_bytes,
         scenario,
         compile_seconds=getattr(model, "compile_seconds", 0.0),
-        flips=count_flips(classes, float_classes),
+        flips=count_flips(answers, float_answers),
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from autoquant.apply import apply
 from autoquant.config import QuantConfig
 from autoquant.errors import AutoQuantError
-from autoquant.evaluate import Metrics, Scenario, evaluate, score, serialized_size
+from autoquant.evaluate import Metrics, Scenario, evaluate, score_and_answers, serialized_size
 from autoquant.tasks.base import Task
 
 #: What a person does without autoquant: the one-line dynamic recipe, and default static int8.
@@ -58,7 +58,7 @@ def measure_configs(
     """Quantize ``task.model`` with each config and measure it on ``data`` (validation data by
     default) against float; a config that fails is reported with its reason, not raised."""
     data = task.validation_data if data is None else data
-    float_accuracy = score(task.model, data, task.metric)
+    float_accuracy, float_answers = score_and_answers(task.model, data, task.metric)
     float_size = serialized_size(task.model)
     outcomes = []
     for label, config in configs.items():
@@ -73,6 +73,7 @@ def measure_configs(
                 task.metric,
                 scenario,
                 float_accuracy=float_accuracy,
+                float_answers=float_answers,
                 float_size_bytes=float_size,
             )
             outcome = Outcome(label, config, metrics)

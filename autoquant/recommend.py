@@ -12,6 +12,7 @@ import optuna
 from autoquant.apply import apply
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
+from autoquant.data import targets_of
 from autoquant.evaluate import (
     Metrics,
     Scenario,
@@ -19,7 +20,7 @@ from autoquant.evaluate import (
     example_batch,
     make_metrics,
     measure_latency,
-    score_and_classes,
+    score_and_answers,
     serialized_size,
     timed_models,
 )
@@ -173,10 +174,12 @@ def _rank(records: list[TrialRecord], objective: str) -> list[TrialRecord]:
     tied = [r for r in records if r.metrics.speedup >= fastest * (1 - NOISE)]
     rest = [r for r in records if r not in tied]
     # within noise: the one that changes fewest of float's answers (the safest on new data),
-    # then the smaller, then the simpler, then (all else equal) the faster
+    # then the smaller, then the simpler, then (all else equal) the faster. Flips decide only
+    # where every tied one has a count (a trial from before flips were counted has none).
+    counted = all(r.metrics.flips is not None for r in tied)
     tied.sort(
         key=lambda r: (
-            r.metrics.flips or 0,
+            r.metrics.flips if counted else 0,
             round(r.metrics.size_ratio, 2),
             SIMPLICITY.get(r.config.method, 9),
             -r.metrics.speedup,
@@ -250,7 +253,7 @@ def final_round(
     data = task.test_data if task.test_data is not None else task.validation_data
     example = example_batch(task.validation_data, scenario.batch_size)
     compiled_float = None  # the reference of the finalists deployed through torch.compile
-    float_accuracy, float_classes = score_and_classes(task.model, data, task.metric)
+    float_accuracy, float_answers = score_and_answers(task.model, data, task.metric)
     accuracy, flips = {}, {}
     for finalist in finalists:
         if finalist.error:
@@ -267,10 +270,10 @@ def final_round(
                 _, compiled_float = timed_models(
                     finalist.model, task.model, example, scenario, compiled_float
                 )
-                accuracy[id(finalist)], classes = score_and_classes(
+                accuracy[id(finalist)], answers = score_and_answers(
                     finalist.model, data, task.metric
                 )
-                flips[id(finalist)] = count_flips(classes, float_classes)
+                flips[id(finalist)] = count_flips(answers, float_answers)
         except Exception as err:  # noqa: BLE001 - a recipe that cannot run is shown as failed
             finalist.model = None
             finalist.error = f"{type(err).__name__}: {str(err).strip()[:200]}"
@@ -466,7 +469,9 @@ def _safer_than_fastest(ranked: list[TrialRecord], objective: str) -> str:
     if objective != "latency" or len(ranked) < 2:
         return ""
     chosen, fastest = ranked[0], max(ranked, key=lambda r: r.metrics.speedup)
-    if fastest is chosen or (chosen.metrics.flips or 0) >= (fastest.metrics.flips or 0):
+    if fastest is chosen or None in (chosen.metrics.flips, fastest.metrics.flips):
+        return ""
+    if chosen.metrics.flips >= fastest.metrics.flips:
         return ""
     return (
         f" Trial {fastest.number} ({fastest.config.label()}) timed "
@@ -477,10 +482,15 @@ def _safer_than_fastest(ranked: list[TrialRecord], objective: str) -> str:
     )
 
 
+def _validation_examples(task: Task) -> int:
+    return sum(len(targets_of(batch, "validation_data")) for batch in task.validation_data)
+
+
 def _flips_text(metrics: Metrics, task: Task) -> str:
+    """The validation answers the choice changes, for its explanation (nothing when not counted)."""
     if metrics.flips is None:
         return ""
-    examples = sum(len(targets) for _, targets in task.validation_data)
+    examples = _validation_examples(task)
     return f" and it changes {metrics.flips} of float's {examples} validation answers"
 
 
@@ -491,7 +501,7 @@ def _finer_than_one_example(task: Task, budget: Budget, float_accuracy: float) -
     configurations within budget on validation lost 1 or 2 test examples, 0.37 to 0.74)."""
     if task.metric is not top1_accuracy:
         return ""
-    examples = sum(len(targets) for _, targets in task.validation_data)
+    examples = _validation_examples(task)
     scale = float_accuracy if budget.relative else 1.0
     if not examples or not scale or budget.max_drop >= 100 / examples / scale:
         return ""

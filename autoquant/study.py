@@ -36,7 +36,7 @@ from autoquant.evaluate import (
     example_batch,
     get_scenario,
     score,
-    score_and_classes,
+    score_and_answers,
     serialized_size,
 )
 from autoquant.explore import LocalSteps, StopWhenRepeating, twin_within_budget
@@ -125,7 +125,7 @@ class Objective:
         attrs = study.user_attrs
         # float's answers, to count the ones each trial changes (recomputed when resumed: one
         # pass of the float model, rather than a class per example in the study's storage)
-        accuracy, float_classes = score_and_classes(
+        accuracy, float_answers = score_and_answers(
             self.task.model, self.task.validation_data, self.task.metric
         )
         if "baseline" in attrs:
@@ -155,7 +155,7 @@ class Objective:
             self.subset,
             self.example,
             self.prune,
-            float_classes,
+            float_answers,
         )
         self.evaluate = (
             IsolatedEvaluator(evaluator, self.trial_timeout) if self.isolate else (evaluator)

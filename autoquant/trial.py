@@ -22,12 +22,13 @@ from autoquant.apply import apply
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
 from autoquant.evaluate import (
+    Answers,
     Scenario,
     count_flips,
     make_metrics,
     measure_latency,
     score,
-    score_and_classes,
+    score_and_answers,
     serialized_size,
     timed_models,
 )
@@ -77,9 +78,9 @@ class Evaluator:
     subset: list
     example: Any  # the input batch latency is timed on
     prune: bool = True
-    # The float model's top-1 class of each validation example (None when its outputs are not
-    # class scores): a trial counts the examples it changes (``Metrics.flips``).
-    float_classes: Any = None
+    # The float model's top-1 class of each validation example (None when the task is not
+    # single-label classification): a trial counts the examples it changes (``Metrics.flips``).
+    float_answers: Answers | None = None
     # The float model compiled on ``example`` (for candidates deployed compiled), made once.
     compiled_float: Any = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -114,7 +115,7 @@ class Evaluator:
                     f"pruning limit {limit:.2f} (budget {self.budget})"
                 )
                 return outcome
-        accuracy, classes = score_and_classes(quantized, task.validation_data, task.metric)
+        accuracy, answers = score_and_answers(quantized, task.validation_data, task.metric)
         timings = measure_latency(models, self.example, self.scenario.threads)
         metrics = make_metrics(
             accuracy,
@@ -124,7 +125,7 @@ class Evaluator:
             baseline.size_bytes,
             self.scenario,
             compile_seconds=quantized.compile_seconds,
-            flips=count_flips(classes, self.float_classes),
+            flips=count_flips(answers, self.float_answers),
         )
         outcome.metrics = metrics.to_dict()
         outcome.evaluate_seconds = time.perf_counter() - quantized_at

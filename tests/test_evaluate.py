@@ -1,9 +1,11 @@
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from autoquant import DataError, QuantConfig, apply
 from autoquant.errors import ConfigError
 from autoquant.evaluate import (
+    Answers,
     Scenario,
     count_flips,
     evaluate,
@@ -11,8 +13,9 @@ from autoquant.evaluate import (
     get_scenario,
     measure_latency,
     predict,
-    predicted_classes,
+    predicted_answers,
     score,
+    score_and_answers,
     serialized_size,
 )
 from autoquant.tasks import digits_task
@@ -60,14 +63,44 @@ def test_flips_count_every_changed_answer_not_only_the_net_loss():
     assert metrics.flips >= int(lost.sum()) + int(gained.sum()) > abs(net)
 
 
-def test_flips_are_only_counted_for_class_scores():
+def test_flips_are_only_counted_for_single_label_classification():
     scores = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
-    assert predicted_classes(scores).tolist() == [1, 0, 1]
-    assert count_flips(torch.tensor([1, 1, 1]), torch.tensor([1, 0, 1])) == 1
-    assert predicted_classes(torch.randn(3)) is None  # regression: no classes
-    assert predicted_classes(torch.randn(3, 1)) is None
-    assert predicted_classes(torch.randn(3, 4, 5)) is None
-    assert count_flips(None, torch.tensor([1, 0])) is None
+    labels = torch.tensor([1, 1, 0])
+    answers = predicted_answers(scores, labels)
+    assert answers.classes.tolist() == [1, 0, 1]
+    other = Answers(torch.tensor([1, 1, 1]), labels)
+    assert count_flips(other, answers) == 1
+    assert predicted_answers(torch.randn(3), torch.randn(3)) is None  # regression
+    assert predicted_answers(torch.randn(3, 1), torch.randn(3, 1)) is None
+    assert predicted_answers(torch.randn(3, 4, 5), torch.zeros(3, 4, dtype=torch.long)) is None
+    assert predicted_answers(scores, torch.ones(3, 2, dtype=torch.long)) is None  # multi-label
+    assert count_flips(None, answers) is None
+
+
+def test_flips_are_not_counted_when_the_data_comes_in_another_order():
+    # a shuffled loader gives the examples in a new order each pass: position by position,
+    # float's answers would be compared with another example's, so no count is given
+    task = digits_task("cnn")
+    inputs = torch.cat([x for x, _ in task.validation_data])
+    targets = torch.cat([y for _, y in task.validation_data])
+    shuffled = DataLoader(TensorDataset(inputs, targets), batch_size=64, shuffle=True)
+    ordered = DataLoader(TensorDataset(inputs, targets), batch_size=64)
+    quantized = apply(task.model, QuantConfig(method="dynamic_int8"), task.calibration_data)
+    torch.manual_seed(0)
+    assert evaluate(quantized, task.model, shuffled, task.metric, Scenario()).flips is None
+    assert evaluate(quantized, task.model, ordered, task.metric, Scenario()).flips is not None
+
+
+def test_float_answers_passed_in_give_the_same_flips():
+    task = digits_task("cnn_outliers")
+    quantized = apply(task.model, QuantConfig(method="dynamic_int8"), task.calibration_data)
+    data = task.validation_data
+    accuracy, answers = score_and_answers(task.model, data, task.metric)
+    known = evaluate(
+        quantized, task.model, data, task.metric, float_accuracy=accuracy, float_answers=answers
+    )
+    assert known.flips == evaluate(quantized, task.model, data, task.metric).flips > 0
+    assert known.float_accuracy == accuracy
 
 
 def test_score_refuses_a_metric_out_of_range(cnn_task):

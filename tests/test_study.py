@@ -61,7 +61,10 @@ def test_feasible_study_sets_the_budget_constraint(cnn_task, tmp_path):
     examples = sum(len(targets) for _, targets in cnn_task.validation_data)
     flips = f"changes {rec.metrics.flips} of float's {examples} validation answers"
     assert flips in rec.explanation
-    assert "It was the fastest of the" in rec.explanation
+    # the fastest, unless one within the timing noise changes fewer answers (timing decides)
+    assert ("It was the fastest of the" in rec.explanation) != (
+        "changes fewer of float's validation answers" in rec.explanation
+    )
     assert "finer than one validation example" not in rec.explanation  # 1pt: 2.7 examples
     assert rec.model.config == rec.config
     assert rec.layer_map == rec.model.layer_map
@@ -251,6 +254,12 @@ def test_ties_go_first_to_the_one_that_changes_fewest_answers():
     assert "Trial 0" in why and "4.80x" in why and "(1 against 3)" in why
     # the fastest is also the safest: nothing to explain
     assert _safer_than_fastest(_rank(records[1:], "latency"), "latency") == ""
+    # flips decide only where every tied trial has a count (one measured before flips were
+    # counted has none): then size decides, as it did before
+    unknown = [_record(0, "static_int8", 4.80, 0.25, flips=None), records[1]]
+    ranked = _rank(unknown, "latency")
+    assert [r.number for r in ranked] == [0, 1]
+    assert _safer_than_fastest(ranked, "latency") == ""
 
 
 def test_trials_within_a_trials_noise_of_the_fastest_also_reach_the_final_round():
