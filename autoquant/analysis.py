@@ -44,6 +44,9 @@ class ModelReport:
     float_latency_ms: float
     size_bytes: int
     features: dict[str, float]
+    #: The Linear layer that runs last (the classifier of most models), None when the last
+    #: quantizable layer to run is not a Linear.
+    output_linear: str | None = None
 
     def table(self) -> str:
         from autoquant.report import format_table
@@ -132,6 +135,7 @@ def inspect(model: nn.Module, example: torch.Tensor) -> ModelReport:
     ]
     error = fx_trace_error(model)
     modules = dict(model.named_modules())
+    last = next(reversed(macs), None)  # hooks record in the order the layers run
     kinds = {
         "dynamic": any(type(modules[x.name]) in DYNAMIC_TYPES for x in layers),
         "static": error is None or any(type(modules[x.name]) in EAGER_TYPES for x in layers),
@@ -193,4 +197,5 @@ def inspect(model: nn.Module, example: torch.Tensor) -> ModelReport:
         float_latency_ms=timing.median_ms,
         size_bytes=serialized_size(model),
         features=features,
+        output_linear=last if last and isinstance(modules[last], nn.Linear) else None,
     )

@@ -86,6 +86,20 @@ def prior_candidates(
                 ),
             )
         )
+        classifier = report.output_linear
+        if classifier and not keep:
+            share = next(x.compute_share for x in report.layers if x.name == classifier)
+            candidates.append(
+                Candidate(
+                    dataclasses.replace(pt2e, keep_float=(classifier,)),
+                    (
+                        f"{classifier}, the Linear that runs last ({share:.2%} of the compute), "
+                        f"kept in float (PT2E): too small for int8 to pay for quantizing its "
+                        f"input, it ran the digits CNN 6% faster in float and cost resnet18 and "
+                        f"mobilenet_v2 nothing at batch 64 (experiments/RETIME.md)."
+                    ),
+                )
+            )
         if keep:
             candidates.append(
                 Candidate(dataclasses.replace(pt2e, keep_float=keep), f"{keep_reason} (PT2E).")

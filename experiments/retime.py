@@ -7,12 +7,17 @@ README and the closing notes cite: the digits CNN's PT2E recommendations of WARM
 layers stay in float), mobilenet_v2's bs64-t2 head-to-head of RESULTS.md (the plain recipe,
 the sweep's best and autoquant's pick at 0.25 points), and mobilenet_v2's PT2E pick of the
 warm-start runs (4.44x and 6.81x in the two head-to-heads of one run, in one process).
+``--classifier`` times instead what the prior's classifier rule rests on: PT2E static int8 at
+batch 64 with the last Linear kept in float against every layer quantized, on the digits CNN,
+resnet18 and mobilenet_v2.
 
     .venv/bin/python experiments/retime.py
+    .venv/bin/python experiments/retime.py --classifier
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
@@ -49,12 +54,35 @@ CHECKS = [
         },
     ),
 ]
+PT2E = QuantConfig("pt2e_static_int8", "x86")  # the prior's first candidate at batch 64
+CLASSIFIER_CHECKS = [
+    (
+        model_name,
+        "bs64-t2",
+        {
+            f"{classifier} in float": dataclasses.replace(PT2E, keep_float=(classifier,)),
+            "all quantized": PT2E,
+        },
+    )
+    for model_name, classifier in [
+        ("cnn", "fc"),
+        ("resnet18", "network.fc"),
+        ("mobilenet_v2", "network.classifier.1"),
+    ]
+]
 BUILDS = 2
 ROUNDS = 3
 
 
 def main() -> None:
-    for model_name, scenario_name, configs in CHECKS:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--classifier",
+        action="store_true",
+        help="time PT2E with the classifier in float against all layers quantized",
+    )
+    checks = CLASSIFIER_CHECKS if parser.parse_args().classifier else CHECKS
+    for model_name, scenario_name, configs in checks:
         task = digits_task(model_name)
         scenario = get_scenario(scenario_name)
         example = example_batch(task.validation_data, scenario.batch_size)

@@ -30,6 +30,31 @@ def test_traceable_conv_model(cnn_task):
     assert report.methods["pt2e_static_int8"] == ["x86", "qnnpack"]
     assert report.float_latency_ms > 0 and report.size_bytes > 0
     assert "torch.fx: traceable" in report.table()
+    assert report.output_linear == "fc"
+
+
+def test_output_linear_follows_the_order_layers_run_not_the_order_they_are_declared():
+    class HeadFirst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(8, 10)  # declared first, runs last
+            self.conv = nn.Conv2d(1, 2, 3)
+
+        def forward(self, x):
+            return self.head(self.conv(x).flatten(1)[:, :8])
+
+    class ConvLast(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(64, 64)
+            self.conv = nn.Conv2d(1, 10, 8)
+
+        def forward(self, x):
+            return self.conv(self.fc(x.flatten(1)).view(-1, 1, 8, 8)).flatten(1)
+
+    example = torch.rand(1, 1, 8, 8)
+    assert inspect(HeadFirst(), example).output_linear == "head"
+    assert inspect(ConvLast(), example).output_linear is None
 
 
 def test_untraceable_model_says_where_it_breaks():

@@ -32,19 +32,25 @@ def test_conv_model_gets_static_int8_per_channel_histogram(cnn_task):
 
 def test_throughput_puts_torchao_then_onednn_symmetric_first_for_conv_models(cnn_task, mlp_task):
     found = candidates_for(cnn_task, batch_size=64)
-    assert methods(found)[:4] == [
+    assert methods(found)[:5] == [
+        ("pt2e_static_int8", "x86"),
         ("pt2e_static_int8", "x86"),
         ("static_int8", "onednn"),
         ("static_int8", "x86"),
         ("static_int8", "fbgemm"),
     ]
     assert "PT2E" in found[0].reason and "64 examples" in found[0].reason
-    onednn = found[1].config
+    assert found[0].config.keep_float == ()
+    onednn = found[2].config
     assert (onednn.qscheme, onednn.reduce_range) == ("symmetric", False)
-    assert "symmetric weights" in found[1].reason
+    assert "symmetric weights" in found[2].reason
     sensitivity = [{"name": "block3.0", "drop_points": 5.0}, {"name": "fc", "drop_points": 0.1}]
-    kept = candidates_for(cnn_task, batch_size=64, sensitivity=sensitivity)[1]
+    with_sensitive = candidates_for(cnn_task, batch_size=64, sensitivity=sensitivity)
+    kept = with_sensitive[1]
     assert (kept.config.method, kept.config.keep_float) == ("pt2e_static_int8", ("block3.0",))
+    # the classifier rule is a speed refinement of an all-int8 model: not proposed beside
+    # layers kept in float for accuracy
+    assert [c.config.keep_float for c in with_sensitive].count(("fc",)) == 0
     # not at batch 1, not for the mobile target, not for a Linear model
     at_batch_1 = methods(candidates_for(cnn_task))
     assert "pt2e_static_int8" not in [m for m, _ in at_batch_1]
@@ -55,6 +61,15 @@ def test_throughput_puts_torchao_then_onednn_symmetric_first_for_conv_models(cnn
     linear_model = methods(candidates_for(mlp_task, batch_size=64))
     assert "pt2e_static_int8" not in [m for m, _ in linear_model]
     assert ("static_int8", "onednn") not in linear_model
+
+
+def test_throughput_keeps_the_classifier_in_float_for_conv_models(cnn_task):
+    classifier = candidates_for(cnn_task, batch_size=64)[1]
+    assert classifier.config.method == "pt2e_static_int8"
+    assert classifier.config.keep_float == ("fc",)
+    assert classifier.reason.startswith("fc, the Linear that runs last")
+    at_batch_1 = candidates_for(cnn_task)
+    assert all(c.config.keep_float != ("fc",) for c in at_batch_1)
 
 
 def test_a_compiled_candidate_is_estimated_compiled(cnn_task, monkeypatch):
