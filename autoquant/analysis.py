@@ -68,6 +68,7 @@ class ModelReport:
             f"float latency {self.float_latency_ms:.3f} ms (batch 1, 1 thread)",
             "torch.fx: "
             + ("traceable" if self.fx_traceable else f"NOT traceable: {self.fx_error}"),
+            f"classifier (the Linear that runs last): {self.output_linear or 'none'}",
             "methods that apply (backends): "
             + "; ".join(f"{m} ({', '.join(b)})" for m, b in self.methods.items()),
         ]

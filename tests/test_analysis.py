@@ -31,6 +31,7 @@ def test_traceable_conv_model(cnn_task):
     assert report.float_latency_ms > 0 and report.size_bytes > 0
     assert "torch.fx: traceable" in report.table()
     assert report.output_linear == "fc"
+    assert "classifier (the Linear that runs last): fc" in report.table()
 
 
 def test_output_linear_follows_the_order_layers_run_not_the_order_they_are_declared():
