@@ -77,7 +77,7 @@ class ModelReport:
 
 def _count_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
     """Multiply-accumulates of each quantizable layer on ``example``, from forward hooks."""
-    macs: dict[str, int] = {}
+    macs: dict[str, int] = {}  # ordered by each layer's last call (pop, then insert again)
     hooks = []
 
     def hook(name):
@@ -89,14 +89,14 @@ def _count_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
                     // module.groups
                     * int(torch.tensor(module.kernel_size).prod())
                 )
-                macs[name] = macs.get(name, 0) + out.numel() * per_output
+                macs[name] = macs.pop(name, 0) + out.numel() * per_output
             elif isinstance(module, nn.Linear):
-                macs[name] = macs.get(name, 0) + out.numel() * module.in_features
+                macs[name] = macs.pop(name, 0) + out.numel() * module.in_features
             elif isinstance(module, RECURRENT_TYPES):
                 steps = out.shape[1] if module.batch_first else out.shape[0]
                 batch = out.shape[0] if module.batch_first else out.shape[1]
                 weights = sum(p.numel() for n, p in module.named_parameters() if "weight" in n)
-                macs[name] = macs.get(name, 0) + steps * batch * weights
+                macs[name] = macs.pop(name, 0) + steps * batch * weights
 
         return record
 
@@ -136,7 +136,7 @@ def inspect(model: nn.Module, example: torch.Tensor) -> ModelReport:
     ]
     error = fx_trace_error(model)
     modules = dict(model.named_modules())
-    last = next(reversed(macs), None)  # hooks record in the order the layers run
+    last = next(reversed(macs), None)  # the layer whose last call came last
     kinds = {
         "dynamic": any(type(modules[x.name]) in DYNAMIC_TYPES for x in layers),
         "static": error is None or any(type(modules[x.name]) in EAGER_TYPES for x in layers),

@@ -2,8 +2,8 @@
 timed with float, interleaved (``measure_latency``), over several rounds.
 
 A benchmark or warm-start run times its head-to-heads late in a long process on a shared
-machine; this says whether their ranking holds when measured alone. The checks are the ones the
-README and the closing notes cite: the digits CNN's PT2E recommendations of WARM_START.md (which
+machine; this says whether their ranking holds when measured alone. The checks are the ones
+RETIME.md records: the digits CNN's PT2E recommendations of an earlier WARM_START.md (which
 layers stay in float), mobilenet_v2's bs64-t2 head-to-head of RESULTS.md (the plain recipe,
 the sweep's best and autoquant's pick at 0.25 points), and mobilenet_v2's PT2E pick of the
 warm-start runs (4.44x and 6.81x in the two head-to-heads of one run, in one process).
@@ -70,7 +70,7 @@ CLASSIFIER_CHECKS = [
         ("mobilenet_v2", "network.classifier.1"),
     ]
 ]
-# the pick of WARM_START.md's study without a warm start on the CNN, against the rules' pick
+# the CNN pick of a warm-start run's study without a warm start (RETIME.md), against the rules'
 CLASSIFIER_CHECKS[0][2]["fc in float, minmax full-range (unwarmed study's pick)"] = (
     dataclasses.replace(PT2E_MINMAX, reduce_range=False, keep_float=("fc",))
 )

@@ -9,7 +9,7 @@ rules-only study of part A (same seed).
 
     .venv/bin/python experiments/warm_start.py            # writes experiments/WARM_START.md
     .venv/bin/python experiments/warm_start.py --trials 8 --models mlp cnn lstm transformer
-    # WARM_START.md as committed (about 26 min on 2 cores):
+    # WARM_START.md as committed (about 50 min on 2 cores):
     .venv/bin/python experiments/warm_start.py --scenario bs64-t2 \
         --models mlp lstm cnn cnn_outliers transformer mobilenet_v2 resnet18 \
         --history-targets mlp lstm cnn cnn_outliers transformer mobilenet_v2 resnet18
@@ -99,7 +99,8 @@ HEAD_TO_HEADS = 3
 def head_to_head(task, recs: dict, scenario) -> dict:
     """Each study's recommendation, timed against float in one interleaved run (so the two
     are compared on the same machine state) and scored on the test split, ``HEAD_TO_HEADS``
-    times with fresh builds: name -> the Metrics of its median round by speedup."""
+    times with fresh builds: name -> the Metrics of its own median round by speedup (the two
+    medians may come from different rounds; each is against the float of its round)."""
     rounds = []
     for _ in range(HEAD_TO_HEADS):
         finalists = {name: Finalist(name, rec.config) for name, rec in recs.items()}

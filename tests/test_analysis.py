@@ -53,9 +53,19 @@ def test_output_linear_follows_the_order_layers_run_not_the_order_they_are_decla
         def forward(self, x):
             return self.conv(self.fc(x.flatten(1)).view(-1, 1, 8, 8)).flatten(1)
 
+    class SharedProjection(nn.Module):  # one Linear called first and again last
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(64, 64)
+            self.mid = nn.Linear(64, 64)
+
+        def forward(self, x):
+            return self.proj(self.mid(self.proj(x.flatten(1))))
+
     example = torch.rand(1, 1, 8, 8)
     assert inspect(HeadFirst(), example).output_linear == "head"
     assert inspect(ConvLast(), example).output_linear is None
+    assert inspect(SharedProjection(), example).output_linear == "proj"
 
 
 def test_untraceable_model_says_where_it_breaks():

@@ -1,5 +1,7 @@
 """The expert rules, and how their candidates start every study."""
 
+import dataclasses
+
 import optuna
 import pytest
 
@@ -70,6 +72,13 @@ def test_throughput_keeps_the_classifier_in_float_for_conv_models(cnn_task):
     assert classifier.reason.startswith("fc, the Linear that runs last")
     at_batch_1 = candidates_for(cnn_task)
     assert all(c.config.keep_float != ("fc",) for c in at_batch_1)
+    # a classifier doing much of the compute is worth quantizing: no such candidate
+    report = inspect(cnn_task.model, cnn_task.validation_data[0][0][:1])
+    heavy = [
+        dataclasses.replace(x, compute_share=0.3) if x.name == "fc" else x for x in report.layers
+    ]
+    found = prior_candidates(dataclasses.replace(report, layers=heavy), Budget(1.0), batch_size=64)
+    assert all(c.config.keep_float != ("fc",) for c in found)
 
 
 def test_a_compiled_candidate_is_estimated_compiled(cnn_task, monkeypatch):
