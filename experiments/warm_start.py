@@ -5,7 +5,8 @@ by the expert rules against a study with no warm start: trials to the first conf
 budget, and the final recommendation.
 Part B: for each of ``--history-targets``, a ranker learned from the part-A studies of the other
 models warm-starts a study on it; trials to reach 95% of the best speedup, against the
-rules-only study of part A (same seed).
+rules-only study of part A (same seed). The rules studies and part B's studies are logged to
+two MLflow stores in a temporary folder, printed at the start, for review (`autoquant ui`).
 
     .venv/bin/python experiments/warm_start.py            # writes experiments/WARM_START.md
     .venv/bin/python experiments/warm_start.py --trials 8 --models mlp cnn lstm transformer
@@ -139,7 +140,10 @@ def main() -> None:
 
     scenario = SCENARIOS[args.scenario]
     store = tempfile.mkdtemp(prefix="autoquant-warm-")
-    uri = f"sqlite:///{store}/mlflow.db"
+    uri = f"sqlite:///{store}/mlflow.db"  # the rules studies: what the history rankers learn from
+    # part B's studies, kept apart so that no ranker learns from another's warm-started study
+    history_studies_uri = f"sqlite:///{store}/history-studies.db"
+    print(f"MLflow stores (for review): {uri}, {history_studies_uri}", flush=True)
     rows, rules_recs = [], {}
     for model in args.models:
         task = digits_task(model)
@@ -207,7 +211,7 @@ def main() -> None:
             args.trials,
             args.seed,
             f"history-{target}",
-            None,
+            history_studies_uri,
             args.scenario,
             history_uri=uri,
             log=messages.append,
@@ -243,7 +247,8 @@ def main() -> None:
             "## B. Warm-started from the other models' studies (history) against the rules",
             "",
             f"Each model's history ranker learned from the rules studies of part A on the other "
-            f"models ({', '.join(sorted(sources))}, this model's own excluded); its picks "
+            f"models ({', '.join(sorted(sources)) or 'none: too little history'}, this model's "
+            f"own excluded); its picks "
             f"alternate with the rules' as the first trials. Trials are counted to the first "
             f"feasible trial within 5% of the best speedup the trials measured: of the study's "
             f"own (the acceptance's measure), and of both studies together (a common bar). "
