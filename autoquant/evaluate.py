@@ -147,10 +147,12 @@ def score_outputs(
 
 
 class Answers(NamedTuple):
-    """The top-1 class a model gave each example, beside the targets in the order seen."""
+    """The top-1 class a model gave each example, beside the targets in the order seen, and
+    the class scores it came from (``output_sqnr`` compares them)."""
 
     classes: torch.Tensor
     targets: torch.Tensor
+    scores: torch.Tensor
 
 
 def score_and_answers(
@@ -185,7 +187,7 @@ def predicted_answers(outputs: torch.Tensor, targets: torch.Tensor) -> Answers |
         and not targets.is_floating_point()
         and len(targets) == len(outputs)
     )
-    return Answers(outputs.argmax(dim=1), targets) if classification else None
+    return Answers(outputs.argmax(dim=1), targets, outputs.float()) if classification else None
 
 
 def count_flips(answers: Answers | None, float_answers: Answers | None) -> int | None:
@@ -208,6 +210,42 @@ def count_flips(answers: Answers | None, float_answers: Answers | None) -> int |
     if not torch.equal(answers.targets, float_answers.targets):
         return None
     return int((answers.classes != float_answers.classes).sum())
+
+
+def output_sqnr(answers: Answers | None, float_answers: Answers | None) -> float | None:
+    """How closely a candidate's class scores follow float's: their signal-to-quantization-
+    noise ratio in dB (higher is closer; infinite when they are equal).
+
+    A finer view than flips for a person comparing trials: two candidates that change none of
+    float's answers can still have moved the scores by very different amounts. It is reported,
+    not ranked on. Measured on the digits CNN with activation outliers, among configurations
+    within a 1-point budget on validation, it told those that also held the budget on the
+    test split from those that did not with an AUC of 0.90 (every layer int8) and 0.98 (some
+    kept in float), no better than flips (0.93, 0.98), which the ranking already uses; within
+    0.25 point with layers kept in float, where one test example decides, 0.50 (flips 0.59).
+
+    Args:
+        answers: The candidate's answers (``score_and_answers``).
+        float_answers: The float model's answers on the same data.
+
+    Returns:
+        The SQNR in dB, or None where ``count_flips`` has no count.
+    """
+    if answers is None or float_answers is None:
+        return None
+    if not torch.equal(answers.targets, float_answers.targets):
+        return None
+    return sqnr_db(float_answers.scores, answers.scores)
+
+
+def sqnr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
+    """Signal-to-quantization-noise ratio of ``other`` against ``reference``, in dB."""
+    reference, other = reference.double(), other.double()
+    noise = (reference - other).pow(2).sum().item()
+    signal = reference.pow(2).sum().item()
+    if noise == 0:
+        return math.inf
+    return 10 * math.log10(signal / noise) if signal > 0 else -math.inf
 
 
 def serialized_size(model: nn.Module) -> int:
@@ -339,7 +377,8 @@ class Metrics:
     kept: ``speedup_vs_eager`` and ``speedup_vs_compiled``. ``compile_seconds`` is what the
     candidate's first compilation took. ``flips`` counts the examples whose top-1 class differs
     from the float model's (``count_flips``; None unless the task is single-label
-    classification and the data came in the same order).
+    classification and the data came in the same order), and ``output_sqnr_db`` how closely
+    its class scores follow float's (``output_sqnr``; None where ``flips`` is).
     """
 
     accuracy: float
@@ -359,6 +398,7 @@ class Metrics:
     speedup_vs_eager: float | None = None
     speedup_vs_compiled: float | None = None
     flips: int | None = None
+    output_sqnr_db: float | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -374,6 +414,7 @@ def make_metrics(
     *,
     compile_seconds: float = 0.0,
     flips: int | None = None,
+    output_sqnr_db: float | None = None,
 ) -> Metrics:
     """Metrics from ``timings`` of ``float``, ``candidate`` and (optionally) ``compiled
     float``; the speedup is against the scenario's baseline."""
@@ -399,6 +440,7 @@ def make_metrics(
         speedup_vs_eager=timings["float"].median_ms / candidate if compiled else None,
         speedup_vs_compiled=compiled.median_ms / candidate if compiled else None,
         flips=flips,
+        output_sqnr_db=output_sqnr_db,
     )
 
 
@@ -437,4 +479,5 @@ def evaluate(
         scenario,
         compile_seconds=getattr(model, "compile_seconds", 0.0),
         flips=count_flips(answers, float_answers),
+        output_sqnr_db=output_sqnr(answers, float_answers),
     )

@@ -20,6 +20,7 @@ from autoquant.evaluate import (
     example_batch,
     make_metrics,
     measure_latency,
+    output_sqnr,
     score_and_answers,
     serialized_size,
     timed_models,
@@ -254,7 +255,7 @@ def final_round(
     example = example_batch(task.validation_data, scenario.batch_size)
     compiled_float = None  # the reference of the finalists deployed through torch.compile
     float_accuracy, float_answers = score_and_answers(task.model, data, task.metric)
-    accuracy, flips = {}, {}
+    accuracy, flips, sqnr = {}, {}, {}
     for finalist in finalists:
         if finalist.error:
             continue
@@ -274,6 +275,7 @@ def final_round(
                     finalist.model, data, task.metric
                 )
                 flips[id(finalist)] = count_flips(answers, float_answers)
+                sqnr[id(finalist)] = output_sqnr(answers, float_answers)
         except Exception as err:  # noqa: BLE001 - a recipe that cannot run is shown as failed
             finalist.model = None
             finalist.error = f"{type(err).__name__}: {str(err).strip()[:200]}"
@@ -303,6 +305,7 @@ def final_round(
             scenario,
             compile_seconds=finalist.model.compile_seconds,
             flips=flips[id(finalist)],
+            output_sqnr_db=sqnr[id(finalist)],
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 
@@ -20,6 +21,12 @@ def format_table(rows: Sequence[dict], columns: Sequence[str], *, markdown: bool
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
+def _sqnr_text(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "equal" if math.isinf(value) and value > 0 else f"{value:.1f}"
+
+
 def metrics_row(label: str, metrics) -> dict:
     """A table row of the figures a person compares candidates by."""
     return {
@@ -27,6 +34,7 @@ def metrics_row(label: str, metrics) -> dict:
         "accuracy": f"{metrics.accuracy:.2%}",
         "drop (pt)": f"{metrics.drop_points:+.2f}",
         "flips": "" if metrics.flips is None else str(metrics.flips),
+        "SQNR (dB)": _sqnr_text(metrics.output_sqnr_db),
         "latency (ms)": f"{metrics.latency_ms:.3f} ±{metrics.latency_spread_ms:.3f}",
         "speedup": f"{metrics.speedup:.2f}x",
         "size (KiB)": f"{metrics.size_bytes / 1024:.0f}",
@@ -39,6 +47,7 @@ METRIC_COLUMNS = [
     "accuracy",
     "drop (pt)",
     "flips",
+    "SQNR (dB)",
     "latency (ms)",
     "speedup",
     "size (KiB)",
@@ -118,6 +127,7 @@ TRIAL_COLUMNS = [
     "size ratio",
     "drop",
     "flips",
+    "SQNR (dB)",
     "feasible",
     "note",
 ]
@@ -136,6 +146,7 @@ def trial_row(record, budget) -> dict:
         "size ratio": f"{m.size_ratio:.2f}" if m else "",
         "drop": f"{budget.drop(m):.2f}" if m else "",
         "flips": "" if m is None or m.flips is None else str(m.flips),
+        "SQNR (dB)": "" if m is None else _sqnr_text(m.output_sqnr_db),
         "feasible": ("yes" if record.feasible else "no") if m else "",
         "note": note.replace("|", "/")[:120],
     }

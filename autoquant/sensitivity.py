@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 from collections.abc import Callable
 
@@ -14,7 +13,7 @@ import torch
 from autoquant.apply import apply
 from autoquant.config import QuantConfig
 from autoquant.errors import AutoQuantError
-from autoquant.evaluate import predict
+from autoquant.evaluate import predict, sqnr_db
 from autoquant.layers import quantizable_layers
 from autoquant.tasks.base import Task
 
@@ -34,12 +33,6 @@ def reference_config(backend: str = "x86") -> QuantConfig:
         reduce_range=backend != "onednn",
         qscheme="symmetric" if backend == "onednn" else "affine",
     )
-
-
-def _sqnr(reference: torch.Tensor, other: torch.Tensor) -> float:
-    noise = (reference - other).pow(2).sum().item()
-    signal = reference.pow(2).sum().item()
-    return float("inf") if noise == 0 else 10 * math.log10(signal / noise)
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -107,7 +100,7 @@ def measure_sensitivity(
             )
             out, _ = predict(model, task.validation_data)
             result = LayerSensitivity(
-                name, 100 * (float_score - task.metric(out, targets)), _sqnr(float_out, out)
+                name, 100 * (float_score - task.metric(out, targets)), sqnr_db(float_out, out)
             )
         except (AutoQuantError, RuntimeError):
             # A layer this method cannot quantize alone costs nothing to keep in float.

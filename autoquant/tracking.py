@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import tempfile
@@ -263,6 +264,10 @@ class MlflowTracker:
                 for key in ("speedup_vs_eager", "speedup_vs_compiled", "flips"):
                     if metrics.get(key) is not None:  # compile involved; outputs are classes
                         logged[key] = metrics[key]
+                # infinite for outputs equal to float's, which MLflow cannot store as a number
+                sqnr = metrics.get("output_sqnr_db")
+                if sqnr is not None and math.isfinite(sqnr):
+                    logged["output_sqnr_db"] = sqnr
                 # a process killed between a trial's writes leaves some of them unset
                 logged = [Metric(k, float(v), now, 0) for k, v in logged.items() if v is not None]
             for key in ("quantize_seconds", "evaluate_seconds", "subset_drop"):

@@ -27,6 +27,7 @@ from autoquant.evaluate import (
     count_flips,
     make_metrics,
     measure_latency,
+    output_sqnr,
     score,
     score_and_answers,
     serialized_size,
@@ -126,6 +127,7 @@ class Evaluator:
             self.scenario,
             compile_seconds=quantized.compile_seconds,
             flips=count_flips(answers, self.float_answers),
+            output_sqnr_db=output_sqnr(answers, self.float_answers),
         )
         outcome.metrics = metrics.to_dict()
         outcome.evaluate_seconds = time.perf_counter() - quantized_at

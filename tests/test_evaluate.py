@@ -12,6 +12,7 @@ from autoquant.evaluate import (
     example_batch,
     get_scenario,
     measure_latency,
+    output_sqnr,
     predict,
     predicted_answers,
     score,
@@ -68,7 +69,7 @@ def test_flips_are_only_counted_for_single_label_classification():
     labels = torch.tensor([1, 1, 0])
     answers = predicted_answers(scores, labels)
     assert answers.classes.tolist() == [1, 0, 1]
-    other = Answers(torch.tensor([1, 1, 1]), labels)
+    other = Answers(torch.tensor([1, 1, 1]), labels, scores)
     assert count_flips(other, answers) == 1
     assert predicted_answers(torch.randn(3), torch.randn(3)) is None  # regression
     assert predicted_answers(torch.randn(3, 1), torch.randn(3, 1)) is None
@@ -89,6 +90,37 @@ def test_flips_are_not_counted_when_the_data_comes_in_another_order():
     torch.manual_seed(0)
     assert evaluate(quantized, task.model, shuffled, task.metric, Scenario()).flips is None
     assert evaluate(quantized, task.model, ordered, task.metric, Scenario()).flips is not None
+
+
+def test_output_sqnr_is_the_signal_to_noise_ratio_of_the_scores_in_db():
+    labels = torch.tensor([1, 0])
+    scores = torch.tensor([[3.0, 4.0], [4.0, 3.0]])  # signal: 50
+    reference = predicted_answers(scores, labels)
+    noisy = predicted_answers(scores + torch.tensor([[0.5, -0.5], [0.0, 0.0]]), labels)  # 0.5
+    assert output_sqnr(noisy, reference) == pytest.approx(20.0)  # 10 log10(50 / 0.5)
+    assert output_sqnr(reference, reference) == float("inf")
+    assert output_sqnr(None, reference) is None
+    assert output_sqnr(predicted_answers(scores, labels.flip(0)), reference) is None  # reordered
+
+
+def test_output_sqnr_ranks_coarser_quantization_lower(cnn_task):
+    # the same model with every layer int8, and with three of its four layers kept in float:
+    # the second follows float's scores more closely
+    data, metric = cnn_task.validation_data, cnn_task.metric
+    _, reference = score_and_answers(cnn_task.model, data, metric)
+    every = apply(cnn_task.model, QuantConfig(), cnn_task.calibration_data)
+    kept = apply(
+        cnn_task.model,
+        QuantConfig(keep_float=("block1.0", "block2.0", "block3.0")),
+        cnn_task.calibration_data,
+    )
+    sqnr = {
+        name: output_sqnr(score_and_answers(model, data, metric)[1], reference)
+        for name, model in (("every", every), ("kept", kept))
+    }
+    assert 10 < sqnr["every"] < sqnr["kept"] < float("inf")
+    metrics = evaluate(every, cnn_task.model, data, metric, Scenario())
+    assert metrics.output_sqnr_db == pytest.approx(sqnr["every"])
 
 
 def test_float_answers_passed_in_give_the_same_flips():

@@ -1,6 +1,7 @@
 """Every trial in MLflow: read back through mlflow.search_runs and checked against the study."""
 
 import json
+import math
 import subprocess
 import sys
 
@@ -121,6 +122,12 @@ def test_child_runs_match_the_study(tracked_study):
                 "flips",
             ):
                 assert run.data.metrics[key] == pytest.approx(metrics[key])
+            if math.isfinite(metrics["output_sqnr_db"]):
+                assert run.data.metrics["output_sqnr_db"] == pytest.approx(
+                    metrics["output_sqnr_db"]
+                )
+            else:  # outputs equal to float's (fp32): no number to log
+                assert "output_sqnr_db" not in run.data.metrics
             assert run.data.metrics["constraint_violation"] == pytest.approx(
                 trial.system_attrs["constraints:budget"]
             )
