@@ -78,7 +78,8 @@ def recommendation_markdown(rec, comparison: Sequence[dict]) -> str:
         "## Final round: float, the plain recipes and the best trials",
         "",
         "Rebuilt and timed head to head in one interleaved measurement; accuracy on the "
-        "held-out test data; flips: test examples whose answer differs from float's.",
+        "held-out test data; flips: test examples whose answer differs from float's; SQNR: "
+        "how closely the class scores follow float's (dB, higher is closer).",
         "",
         format_table(comparison, METRIC_COLUMNS, markdown=True),
         "",
@@ -108,7 +109,8 @@ def recommendation_markdown(rec, comparison: Sequence[dict]) -> str:
         "",
         "## Trials",
         "",
-        "Drop and flips (examples whose answer differs from float's) on the validation data.",
+        "Drop, flips (examples whose answer differs from float's) and SQNR (how closely the "
+        "class scores follow float's, dB) on the validation data.",
         "",
         format_table([trial_row(r, rec.budget) for r in rec.records], TRIAL_COLUMNS, markdown=True),
         "",
