@@ -218,11 +218,12 @@ def output_sqnr(answers: Answers | None, float_answers: Answers | None) -> float
 
     A finer view than flips for a person comparing trials: two candidates that change none of
     float's answers can still have moved the scores by very different amounts. It is reported,
-    not ranked on. Measured on the digits CNN with activation outliers, among configurations
-    within a 1-point budget on validation, it told those that also held the budget on the
-    test split from those that did not with an AUC of 0.90 (every layer int8) and 0.98 (some
-    kept in float), no better than flips (0.93, 0.98), which the ranking already uses; within
-    0.25 point with layers kept in float, where one test example decides, 0.50 (flips 0.59).
+    not ranked on. Among the digits CNNs' configurations within budget on validation, it told
+    those that also held the budget on test from those that did not about as well as flips,
+    which the ranking already uses (experiments/SPLIT_SIGNALS.md: AUC 0.90 to 1.00 against
+    0.93 to 1.00 at 1 point). At 0.25 point, where one test example decides, neither did
+    better than chance (0.42 to 0.53 against 0.50 to 0.59), except on 10 configurations of
+    the CNN with outliers (1.00 against 0.92).
 
     Args:
         answers: The candidate's answers (``score_and_answers``).
