@@ -29,10 +29,10 @@ from tqdm import tqdm
 import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
 from autoquant import apply
 from autoquant.bench import FULL
-from autoquant.evaluate import predict, sqnr_db
+from autoquant.evaluate import count_flips, output_sqnr, predict, predicted_answers
 from autoquant.history import space_configs
 from autoquant.sensitivity import cached_sensitivity
-from autoquant.tasks import digits_task
+from autoquant.tasks import digits_task, top1_accuracy
 from autoquant.tracking import machine_info
 
 BUDGETS = (1.0, 0.25)  # points, absolute
@@ -46,17 +46,19 @@ SIGNALS = {
 
 
 def signals(float_out: torch.Tensor, out: torch.Tensor, targets: torch.Tensor) -> dict:
-    """Accuracy of float and of the candidate, and every signal, on one split."""
-    out, float_out = out.float(), float_out.float()
+    """Accuracy of float and of the candidate, and every signal, on one split (flips and SQNR
+    as a search measures them)."""
+    answers, float_answers = predicted_answers(out, targets), predicted_answers(float_out, targets)
+    out, float_out = answers.scores, float_answers.scores
     log_p, log_q = float_out.log_softmax(1), out.log_softmax(1)
-    right = float_out.argmax(1) == targets
+    right = float_answers.classes == targets
     true = out.gather(1, targets[:, None])[:, 0]
     others = out.scatter(1, targets[:, None], float("-inf")).max(1).values
     return {
-        "float_accuracy": right.float().mean().item(),
-        "accuracy": (out.argmax(1) == targets).float().mean().item(),
-        "flips": int((out.argmax(1) != float_out.argmax(1)).sum()),
-        "sqnr": sqnr_db(float_out, out),
+        "float_accuracy": top1_accuracy(float_out, targets),
+        "accuracy": top1_accuracy(out, targets),
+        "flips": count_flips(answers, float_answers),
+        "sqnr": output_sqnr(answers, float_answers),
         "kl": (log_p.exp() * (log_p - log_q)).sum(1).mean().item(),
         "margin": (true - others)[right].min().item(),
     }
