@@ -8,10 +8,12 @@ size. Its ``features`` are what the prior rules and the learned ranker read.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import torch
 from torch import nn
 
+from autoquant.data import call, first_examples
 from autoquant.evaluate import measure_latency, serialized_size
 from autoquant.layers import quantizable_layers
 from autoquant.methods import available_methods, get_method
@@ -75,7 +77,7 @@ class ModelReport:
         return "\n".join(lines)
 
 
-def _count_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+def _count_macs(model: nn.Module, example: Any) -> dict[str, int]:
     """Multiply-accumulates of each quantizable layer on ``example``, from forward hooks."""
     macs: dict[str, int] = {}  # ordered by each layer's last call (pop, then insert again)
     hooks = []
@@ -105,23 +107,25 @@ def _count_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
             hooks.append(module.register_forward_hook(hook(name)))
     try:
         with torch.no_grad():
-            model(example)
+            call(model, example)
     finally:
         for h in hooks:
             h.remove()
     return macs
 
 
-def inspect(model: nn.Module, example: torch.Tensor) -> ModelReport:
+def inspect(model: nn.Module, example: Any) -> ModelReport:
     """Analyse ``model`` on ``example`` (one input batch, batch size 1 is best).
 
     Args:
         model: The float model (not modified).
-        example: An input the model accepts.
+        example: Model inputs: a tensor, a tuple of positional or a dict of keyword
+            arguments.
     """
+    example = first_examples(example)
     model = model.eval()
     layers = quantizable_layers(model)
-    macs = _count_macs(model, example[:1])
+    macs = _count_macs(model, example)
     total_macs = sum(macs.values()) or 1
     infos = [
         LayerInfo(
@@ -169,7 +173,7 @@ def inspect(model: nn.Module, example: torch.Tensor) -> ModelReport:
                 if "backend" in impl.uses
                 else []
             )
-    timing = measure_latency({"float": model}, example[:1], threads=1, budget_s=0.3)["float"]
+    timing = measure_latency({"float": model}, example, threads=1, budget_s=0.3)["float"]
 
     def share(types) -> float:
         return float(sum(i.compute_share for i in infos if type(modules[i.name]) in types))

@@ -10,7 +10,15 @@ from torch import nn
 
 from autoquant.backends import BACKENDS, check_backend, quantized_engine
 from autoquant.config import QuantConfig
-from autoquant.data import check_reiterable, take_inputs
+from autoquant.data import (
+    DEFAULT_ADAPTER,
+    Adapter,
+    as_args,
+    call,
+    check_reiterable,
+    describe,
+    take_inputs,
+)
 from autoquant.errors import ConfigError, DataError, ModelError, UnsupportedError
 from autoquant.layers import match_layers, quantizable_layers
 from autoquant.methods import get_method
@@ -39,6 +47,7 @@ def apply(
     train_data: Iterable | None = None,
     *,
     loss_fn: Callable | None = None,
+    adapter: Adapter | None = None,
 ) -> QuantizedModel:
     """Quantize a copy of ``model`` as ``config`` says; ``model`` itself is never changed.
 
@@ -50,6 +59,8 @@ def apply(
             ``config.calibration_batches`` of them.
         train_data: ``(inputs, targets)`` batches, required by ``qat_int8``.
         loss_fn: Training loss for ``qat_int8``; cross-entropy when omitted.
+        adapter: How batches become model inputs and targets (``Task.adapter``); by default
+            they are read by their structure (``autoquant.data.Adapter``).
 
     Returns:
         A QuantizedModel: call it like the original; ``.layer_map`` says what was quantized.
@@ -70,8 +81,9 @@ def apply(
         )
     method = get_method(config.method)
     check_supported(config)
+    adapter = adapter or DEFAULT_ADAPTER
     count = config.calibration_batches if method.needs_calibration else 1
-    inputs = take_inputs(calibration_data, count, "calibration_data")
+    inputs = take_inputs(calibration_data, count, "calibration_data", adapter)
     if method.needs_training:
         check_reiterable(train_data, "train_data")
         if not any(True for _ in train_data):
@@ -91,6 +103,7 @@ def apply(
             calibration_inputs=inputs,
             train_data=train_data,
             loss_fn=loss_fn or nn.CrossEntropyLoss(),
+            adapter=adapter,
         )
     quantized.eval()
     result = QuantizedModel(
@@ -110,16 +123,19 @@ def apply(
 
 
 @torch.no_grad()
-def _run(model: nn.Module, x: torch.Tensor) -> None:
-    model(x)
+def _run(model: nn.Module, x) -> None:
+    call(model, x)
 
 
-def _check_forward(model: nn.Module, x: torch.Tensor) -> None:
+def _check_forward(model: nn.Module, x) -> None:
     try:
         _run(model, x)
     except Exception as err:  # noqa: BLE001 - reported as the user's model failing, with cause
+        args, kwargs = as_args(x)
+        how = "keyword arguments" if kwargs else f"{len(args)} positional argument(s)"
         raise ModelError(
-            f"The model's forward failed on the first calibration batch (input shape "
-            f"{tuple(x.shape)}, dtype {x.dtype}): {type(err).__name__}: {err}. Check that the "
-            f"data matches what the model expects."
+            f"The model's forward failed on the first calibration batch, called with {how}: "
+            f"{describe(x)}: {type(err).__name__}: {str(err).strip()[:300]}. Check that the "
+            f"data matches what the model expects, or give the task a transform_fn(batch) that "
+            f"returns the model's inputs."
         ) from None

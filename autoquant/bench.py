@@ -30,7 +30,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from autoquant.apply import apply
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
 from autoquant.evaluate import (
@@ -178,29 +177,25 @@ def run_sweep(
     compiled_float: dict[str, Any] = {}  # per scenario, compiled once
     commit = source_commit() if todo else None
     if todo:  # float's answers, to count the ones each configuration changes
-        _, float_val = score_and_answers(task.model, task.validation_data, task.metric)
-        _, float_test = score_and_answers(task.model, task.test_data, task.metric)
+        _, float_val = score_and_answers(task.model, task.validation_data, task)
+        _, float_test = score_and_answers(task.model, task.test_data, task)
     for config in tqdm(todo, desc=f"sweep {task.model_name}", unit="config", disable=not todo):
         started = time.perf_counter()
         entry: dict[str, Any] = {"config": config.to_dict(), "commit": commit}
         model = None
         try:
-            model = apply(
-                task.model, config, task.calibration_data, task.train_data, loss_fn=task.loss_fn
-            )
-            entry["val_accuracy"], answers = score_and_answers(
-                model, task.validation_data, task.metric
-            )
+            model = task.build(config)
+            entry["val_accuracy"], answers = score_and_answers(model, task.validation_data, task)
             entry["seconds"] = time.perf_counter() - started
             entry["val_flips"] = count_flips(answers, float_val)
-            entry["test_accuracy"], answers = score_and_answers(model, task.test_data, task.metric)
+            entry["test_accuracy"], answers = score_and_answers(model, task.test_data, task)
             entry["test_flips"] = count_flips(answers, float_test)
             entry["size_bytes"] = serialized_size(model)
             entry["speedup"], entry["latency_seconds"] = {}, {}
             entry["compile_seconds"] = {}
             for scenario in scenarios:
                 timed = time.perf_counter()
-                example = example_batch(task.validation_data, scenario.batch_size)
+                example = example_batch(task.validation_data, scenario.batch_size, task)
                 if model.needs_compile:  # compiled for this scenario's shape, weights frozen
                     entry["compile_seconds"][scenario.name] = model.compile(
                         example, threads=scenario.threads
@@ -622,7 +617,7 @@ def run_benchmark(
         except NotMeasured as missing:
             skipped.append(f"{model}: {missing}")
             continue
-        float_accuracy = score(task.model, task.validation_data, task.metric)
+        float_accuracy = score(task.model, task.validation_data, task)
         for scenario in plan.scenarios:
             for budget in plan.budgets:
                 try:

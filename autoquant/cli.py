@@ -12,20 +12,59 @@ EXIT_USAGE = 2
 EXIT_INFEASIBLE = 3
 
 
-def _add_task_options(parser: argparse.ArgumentParser) -> None:
-    from autoquant.tasks import TASKS, zoo_models
+TASK_HELP = (
+    "built-in task (digits, imagefolder, tensors) or your own module:attr (a Task, or a "
+    "function returning one); default digits"
+)
 
-    parser.add_argument("--task", default="digits", choices=list(TASKS), help="built-in task")
+
+def _add_task_options(parser: argparse.ArgumentParser) -> None:
+    from autoquant.tasks import zoo_models
+
+    parser.add_argument("--task", default="digits", help=TASK_HELP)
     parser.add_argument(
-        "--model", default="resnet18", help=f"zoo model ({', '.join(zoo_models())})"
+        "--model", help=f"zoo model ({', '.join(zoo_models())}; default resnet18) or module:factory"
     )
+    parser.add_argument("--checkpoint", help="state_dict file, loaded with weights_only=True")
+    _add_data_options(parser)
     _add_scenario_option(parser, "batch size and threads")
 
 
-def _add_scenario_option(parser: argparse.ArgumentParser, help: str) -> None:
-    from autoquant.evaluate import SCENARIOS
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """The options of the built-in tasks over the user's files, and the metric."""
+    from autoquant.tasks.metrics import METRICS
 
-    parser.add_argument("--scenario", default="bs1-t1", choices=list(SCENARIOS), help=help)
+    parser.add_argument(
+        "--data", help="imagefolder: a folder of class subfolders; tensors: a torch.save file"
+    )
+    parser.add_argument(
+        "--metric",
+        help=f"a built-in metric ({', '.join(METRICS)}) or module:attr (default: top1 with "
+        "targets, cosine to float's outputs without)",
+    )
+    parser.add_argument("--resize", type=int, help="imagefolder: shorter side (default 256)")
+    parser.add_argument("--crop", type=int, help="imagefolder: center crop (default 224)")
+    parser.add_argument("--mean", help="imagefolder: per-channel mean (default ImageNet's)")
+    parser.add_argument("--std", help="imagefolder: per-channel std (default ImageNet's)")
+
+
+def _add_scenario_option(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument(
+        "--scenario",
+        default="bs1-t1",
+        help=f"{help}: bs{{N}}-t{{M}} (N examples a call on M threads; default bs1-t1), "
+        "optionally ending in -compiled",
+    )
+
+
+#: The Experiment settings that name a task: what a worker needs to build the same one.
+TASK_SETTINGS = ("task", "model", "checkpoint", "data", "metric", "resize", "crop", "mean", "std")
+
+
+def _task_for(args: argparse.Namespace):
+    from autoquant.experiment import Experiment, build_task
+
+    return build_task(Experiment(**{k: getattr(args, k, None) for k in TASK_SETTINGS}))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -33,12 +72,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from autoquant.evaluate import get_scenario
     from autoquant.recipes import DEMO_CONFIGS, measure_configs
     from autoquant.report import METRIC_COLUMNS, format_table, metrics_row
-    from autoquant.tasks import get_task
 
-    task = get_task(args.task, args.model)
+    task = _task_for(args)
     scenario = get_scenario(args.scenario)
     print(
-        f"{args.task} / {args.model}, scenario {scenario.name}: measuring {len(DEMO_CONFIGS)} "
+        f"{task.name} / {task.model_name}, scenario {scenario.name}: measuring {len(DEMO_CONFIGS)} "
         f"fixed configurations on the validation split"
     )
     rows = []
@@ -150,11 +188,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         history_uri=experiment.tracking_uri,
         trial_timeout=args.trial_timeout,
         isolate=args.isolate,
-        experiment={
-            "task": experiment.task,
-            "model": experiment.model,
-            "checkpoint": experiment.checkpoint,
-        },
+        experiment={k: getattr(experiment, k) for k in TASK_SETTINGS},
     )
     try:
         if args.workers > 1:
@@ -183,13 +217,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     print()
     print(rec.explanation)
+    for note in rec.notes:
+        print(f"Note: {note}")
     print()
     split = "test" if task.test_data is not None else "validation"
     print(f"Final round on the {split} data, timed head to head ({scenario.name}):")
     rows = finalist_rows(rec)
     print(format_table(rows, METRIC_COLUMNS))
 
-    example = example_batch(task.validation_data, 1)
+    example = example_batch(task.validation_data, 1, task)
     paths = save(
         rec.model,
         out,
@@ -332,19 +368,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _task_for(args: argparse.Namespace):
-    from autoquant.experiment import Experiment, build_task
-
-    return build_task(Experiment(task=args.task, model=args.model, checkpoint=args.checkpoint))
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Show a model's quantizable layers, traceability, applicable methods, latency and size."""
     from autoquant.analysis import inspect
     from autoquant.evaluate import example_batch
 
     task = _task_for(args)
-    report = inspect(task.model, example_batch(task.validation_data, 1))
+    report = inspect(task.model, example_batch(task.validation_data, 1, task))
     print(f"{task.model_name}: {len(report.layers)} quantizable layers")
     print(report.table())
     return EXIT_OK
@@ -364,7 +394,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     budget = Budget.parse(args.budget)
     scenario = get_scenario(args.scenario)
     task = _task_for(args)
-    report = inspect(task.model, example_batch(task.validation_data, 1))
+    report = inspect(task.model, example_batch(task.validation_data, 1, task))
     candidates = prior_candidates(
         report, budget, target=args.target, batch_size=scenario.batch_size
     )
@@ -480,9 +510,10 @@ def _add_trial_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="zoo model name or module:factory")
-    parser.add_argument("--task", default="digits", help="built-in task (default digits)")
+    parser.add_argument("model", nargs="?", help="zoo model name or module:factory")
+    parser.add_argument("--task", default="digits", help=TASK_HELP)
     parser.add_argument("--checkpoint", help="state_dict file, loaded with weights_only=True")
+    _add_data_options(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -500,13 +531,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = verbs.add_parser("search", help=cmd_search.__doc__, description=cmd_search.__doc__)
     search.add_argument("experiment", nargs="?", help="experiment YAML file (flags override it)")
-    search.add_argument("--task", help="built-in task (default digits)")
+    search.add_argument("--task", help=TASK_HELP)
     search.add_argument("--model", help="zoo model name or module:factory (default resnet18)")
     search.add_argument("--checkpoint", help="state_dict file, loaded with weights_only=True")
+    _add_data_options(search)
     search.add_argument("--budget", help="largest drop: 1pt (absolute points) or 1%% (relative)")
     search.add_argument("--space", help="built-in space name or YAML path (default: default)")
     search.add_argument("--objective", choices=["latency", "size", "pareto"])
-    search.add_argument("--scenario", help="bs1-t1 (default) or bs64-t2")
+    search.add_argument(
+        "--scenario", help="bs{N}-t{M}: N examples a call on M threads (default bs1-t1)"
+    )
     search.add_argument("--trials", type=int, help="trials in the study in total (default 40)")
     search.add_argument("--timeout", type=float, help="seconds after which no trial starts")
     search.add_argument("--storage", help="Optuna storage (default sqlite:///autoquant.db)")

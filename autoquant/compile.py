@@ -38,6 +38,7 @@ from __future__ import annotations
 import copy
 import time
 import types
+from typing import Any
 
 import torch
 from torch import nn
@@ -106,7 +107,7 @@ def _fresh_entry(module: nn.Module) -> nn.Module:
 
 
 def compile_module(
-    module: nn.Module, example: torch.Tensor, *, threads: int | None = None
+    module: nn.Module, example: Any, *, threads: int | None = None
 ) -> tuple[nn.Module, float]:
     """Compile ``module`` with Inductor and run it once on ``example``.
 
@@ -124,7 +125,9 @@ def compile_module(
     """
     from torch._dynamo.utils import counters
 
-    example = canonical(example)  # every later call is given these strides (see canonical)
+    from autoquant.data import call, map_tensors, pick_output
+
+    example = map_tensors(example, canonical)  # every later call gets these strides (canonical)
     for name, limit in DYNAMO_LIMITS.items():
         # Process-wide: scoring compiles other shapes later, outside this function.
         setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), limit))
@@ -132,15 +135,15 @@ def compile_module(
     graphs = counters["stats"]["unique_graphs"]
     started = time.perf_counter()
     with inductor_settings(threads), torch.no_grad():
-        compiled(example)
+        call(compiled, example)
     seconds = time.perf_counter() - started
     with torch.no_grad():
-        got, expected = compiled(example), module(example)
+        got, expected = pick_output(call(compiled, example)), pick_output(call(module, example))
     departure = float((got - expected).abs().max())
     if departure > MAX_DEPARTURE * float(expected.abs().max()) + 1e-4:
         raise RuntimeError(
             f"torch.compile changed what {type(module).__name__} computes: on the example "
-            f"(shape {tuple(example.shape)}) its output is up to {departure:.3g} away from eager "
+            f"its output is up to {departure:.3g} away from eager "
             f"(largest eager output {float(expected.abs().max()):.3g}); not used."
         )
     if counters["stats"]["unique_graphs"] == graphs:

@@ -11,10 +11,11 @@ import contextlib
 import dataclasses
 import io
 import math
+import re
 import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -22,9 +23,19 @@ from torch import nn
 from autoquant._validation import check_int
 from autoquant.backends import quantized_engine
 from autoquant.compile import canonical, compile_module, inductor_settings
-from autoquant.data import check_reiterable, inputs_of, targets_of
+from autoquant.data import (
+    DEFAULT_ADAPTER,
+    Adapter,
+    batch_length,
+    call,
+    check_reiterable,
+    concat,
+    map_tensors,
+    shape_signature,
+)
 from autoquant.errors import ConfigError, DataError
 from autoquant.quantized import QuantizedModel
+from autoquant.tasks.metrics import Metric, get_metric
 
 #: What a scenario's speedups are measured against: the float model run eagerly (what most
 #: deployments do) or compiled with Inductor (for a user who already compiles float).
@@ -74,14 +85,19 @@ SCENARIOS = {
 
 
 def get_scenario(name: str | Scenario) -> Scenario:
+    """A Scenario, or one named ``bs{N}-t{M}`` (N examples a call on M threads), with
+    ``-compiled`` after it to measure speedups against float compiled with Inductor."""
     if isinstance(name, Scenario):
         return name
-    if name not in SCENARIOS:
+    match = re.fullmatch(r"bs([0-9]+)-t([0-9]+)(-compiled)?", str(name).strip())
+    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
         raise ConfigError(
-            f"The 'scenario' parameter must be one of {list(SCENARIOS)} or a Scenario. "
-            f"Got {name!r} instead."
+            f"The 'scenario' parameter must be 'bs{{N}}-t{{M}}' (N examples a call on M threads, "
+            f"both >= 1, e.g. {list(SCENARIOS)[:2]}), optionally ending in '-compiled', or a "
+            f"Scenario. Got {name!r} instead."
         )
-    return SCENARIOS[name]
+    batch, threads, compiled = match.groups()
+    return Scenario(int(batch), int(threads), "compiled" if compiled else "eager")
 
 
 @contextlib.contextmanager
@@ -94,100 +110,201 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+def _scoring(how: Any) -> Any:
+    """A task (anything with ``metric``, ``adapter``, ``eval_fn``), or a bare metric wrapped as
+    one that reads batches by their structure (what older callers pass)."""
+    if hasattr(how, "adapter") and hasattr(how, "metric"):
+        return how
+    return _BareMetric(get_metric(how))
+
+
+@dataclasses.dataclass(frozen=True)
+class _BareMetric:
+    metric: Metric
+    adapter: Adapter = DEFAULT_ADAPTER
+    eval_fn: None = None
+    label_free: bool = False
+
+    def reference_outputs(self, data, outputs_of):
+        raise ConfigError(
+            f"The metric {self.metric.name!r} compares with the float model's outputs: score "
+            f"with the Task (which holds the float model), not the bare metric."
+        )
+
+
 @torch.no_grad()
-def predict(model: nn.Module, data: Iterable, *, max_batches: int | None = None):
-    """(outputs, targets) of ``model`` over the first ``max_batches`` batches of ``data``."""
+def predict(
+    model: nn.Module, data: Iterable, task: Any = None, *, max_batches: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(outputs to score, targets or None) of ``model`` over the first ``max_batches`` batches
+    of ``data``, read through the task's adapter (by structure when ``task`` is None)."""
     check_reiterable(data, "data")
+    adapter = DEFAULT_ADAPTER if task is None else _scoring(task).adapter
     outputs, targets = [], []
     for i, batch in enumerate(data):
         if max_batches is not None and i >= max_batches:
             break
-        outputs.append(model(inputs_of(batch)))
-        targets.append(targets_of(batch, "data"))
+        outputs.append(adapter.forward(model, batch))
+        targets.append(adapter.targets(batch))
     if not outputs:
-        raise DataError("The evaluation data is empty: give at least one (inputs, targets) batch.")
-    return torch.cat(outputs), torch.cat(targets)
+        raise DataError("The evaluation data is empty: give at least one batch.")
+    return _join(outputs, "outputs"), _join_targets(targets)
+
+
+def _join(pieces: list[torch.Tensor], what: str) -> torch.Tensor:
+    shapes = {tuple(p.shape[1:]) for p in pieces}
+    if len(shapes) > 1:
+        raise DataError(
+            f"The model's {what} differ in shape from batch to batch ({sorted(shapes)[:3]} past "
+            f"the batch dimension) and cannot be scored together. Pad every batch to one "
+            f"length, or give the task an output_fn that pools them (e.g. a mean over tokens)."
+        )
+    return torch.cat([p if p.dim() else p[None] for p in pieces])
+
+
+def _join_targets(targets: list) -> torch.Tensor | None:
+    if all(t is None for t in targets):
+        return None
+    if any(t is None for t in targets):
+        raise DataError("Some batches carry targets and some do not: give all or none.")
+    return _join([torch.as_tensor(t) for t in targets], "targets")
+
+
+def _reference(model_outputs_of, data: Iterable, task: Any, targets: torch.Tensor | None):
+    """What the metric compares with: the targets, or (label-free) float's outputs."""
+    if task.metric.label_free:
+        return task.reference_outputs(data, model_outputs_of)
+    if targets is None:
+        raise DataError(
+            f"The metric {task.metric.name!r} needs targets, and the batches carry none. Give "
+            f"(inputs, targets) batches (or a target_fn), or score without labels: "
+            f"metric='agreement' (classifiers) or 'cosine' (any output)."
+        )
+    return targets
 
 
 def score(
     model: nn.Module,
     data: Iterable,
-    metric: Callable[[torch.Tensor, torch.Tensor], float],
+    task: Any,
     *,
     max_batches: int | None = None,
 ) -> float:
-    """The metric of ``model`` on ``data``; a value outside [0, 1] or NaN is refused."""
-    return score_outputs(*predict(model, data, max_batches=max_batches), metric)
+    """The metric of ``model`` on ``data`` (``task``: a Task, or a metric for batches read
+    by their structure); a bounded metric outside [0, 1], NaN or a non-number is refused."""
+    return score_and_answers(model, data, task, max_batches=max_batches)[0]
 
 
-def score_outputs(
-    outputs: torch.Tensor,
-    targets: torch.Tensor,
-    metric: Callable[[torch.Tensor, torch.Tensor], float],
-) -> float:
-    """The metric of outputs already computed (``predict``); checked as ``score`` checks it."""
+def _outputs_only(task: Any) -> Callable:
+    return lambda model, data: predict(model, data, task)[0]
+
+
+def score_outputs(outputs: torch.Tensor, reference: torch.Tensor, metric: Any) -> float:
+    """The metric of outputs already computed (``predict``) against ``reference`` (targets, or
+    float's outputs for a label-free metric); checked as ``score`` checks it."""
+    metric = get_metric(metric)
     if outputs.is_floating_point() and not torch.isfinite(outputs).all():
         raise DataError(
             f"The model produced NaN or infinite outputs ({int((~torch.isfinite(outputs)).sum())} "
             f"of {outputs.numel()} values): a numerical failure, not a score."
         )
     try:
-        value = float(metric(outputs, targets))
+        value = metric.fn(outputs, reference)
     except Exception as err:  # noqa: BLE001 - the user's metric failed on the model's output
         raise DataError(
-            f"The metric failed on the model's output (output shape {tuple(outputs.shape)}, "
-            f"target shape {tuple(targets.shape)}): {type(err).__name__}: {err}."
+            f"The metric {metric.name!r} failed on the model's output (output shape "
+            f"{tuple(outputs.shape)}, reference shape {tuple(reference.shape)}): "
+            f"{type(err).__name__}: {err}."
         ) from None
-    if math.isnan(value) or not 0.0 <= value <= 1.0:
+    return checked_value(value, metric, f"for output shape {tuple(outputs.shape)}")
+
+
+def checked_value(value: Any, metric: Metric, where: str) -> float:
+    """``value`` as a float, refused when it is not a number, NaN, or outside [0, 1] for a
+    bounded metric."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
         raise DataError(
-            f"The metric must return a score in [0, 1] (higher is better). Got {value!r} for "
-            f"output shape {tuple(outputs.shape)}; check that the model's output fits the metric."
+            f"The metric {metric.name!r} must return a number. Got {type(value).__name__} {where}."
+        ) from None
+    if math.isnan(number):
+        raise DataError(f"The metric {metric.name!r} returned NaN {where}.")
+    if metric.bounded and not 0.0 <= number <= 1.0:
+        raise DataError(
+            f"The metric must return a score in [0, 1] (higher is better). Got {number!r} "
+            f"{where}; check that the model's output fits the metric, or pass "
+            f"Metric(name, fn, bounded=False, higher_is_better=...) for another scale."
         )
-    return value
+    return number
 
 
 class Answers(NamedTuple):
-    """The top-1 class a model gave each example, beside the targets in the order seen, and
-    the class scores it came from (``output_sqnr`` compares them)."""
+    """The top-1 class a model gave each example (None unless classification), the targets in
+    the order seen (None when label-free), and the outputs scored (``output_sqnr`` compares
+    them)."""
 
-    classes: torch.Tensor
-    targets: torch.Tensor
+    classes: torch.Tensor | None
+    targets: torch.Tensor | None
     scores: torch.Tensor
 
 
 def score_and_answers(
-    model: nn.Module, data: Iterable, metric: Callable[[torch.Tensor, torch.Tensor], float]
+    model: nn.Module, data: Iterable, task: Any, *, max_batches: int | None = None
 ) -> tuple[float, Answers | None]:
     """``score`` and the model's answers (``predicted_answers``) from one pass over ``data``.
 
     Args:
         model: The model to run.
-        data: Batches of (inputs, targets).
-        metric: The task's metric, higher is better, in [0, 1].
+        data: Batches of any structure the task's adapter reads.
+        task: The Task (its metric, adapter, eval_fn), or a metric for batches read by their
+            structure.
+        max_batches: Score only the first this many batches.
 
     Returns:
-        The score, and the answers (None unless the task is single-label classification).
+        The score, and the answers (None with an ``eval_fn``, which gives a score only).
     """
-    outputs, targets = predict(model, data)
-    return score_outputs(outputs, targets, metric), predicted_answers(outputs, targets)
+    task = _scoring(task)
+    if task.eval_fn is not None:
+        return checked_value(task.eval_fn(model), task.metric, "from eval_fn"), None
+    if task.metric.label_free and max_batches is not None:
+        raise ConfigError("max_batches cannot be used with a label-free metric.")
+    outputs, targets = predict(model, data, task, max_batches=max_batches)
+    reference = _reference(_outputs_only(task), data, task, targets)
+    value = score_outputs(outputs, reference, task.metric)
+    return value, predicted_answers(outputs, targets, task.metric)
 
 
-def predicted_answers(outputs: torch.Tensor, targets: torch.Tensor) -> Answers | None:
+def predicted_answers(
+    outputs: torch.Tensor, targets: torch.Tensor | None, metric: Any = None
+) -> Answers | None:
     """The top-1 class of each example when the task is single-label classification.
 
-    That is: outputs of class scores (N, classes) and targets of class indices (N,). Anything
-    else returns None: a regression, a sequence output or multi-label targets have no single
-    class to agree on, and an argmax of them would count changes that mean nothing.
+    That is: outputs of class scores (N, classes) with targets of class indices (N,), or,
+    label-free, the ``agreement`` metric. The outputs are kept for ``output_sqnr`` either way;
+    other outputs (a regression, an embedding, a sequence) have no single class to agree on,
+    and an argmax of them would count changes that mean nothing.
     """
+    scores = outputs.float()
+    class_scores = outputs.dim() == 2 and outputs.shape[1] >= 2 and outputs.is_floating_point()
+    if targets is None:
+        agreeing = metric is not None and get_metric(metric).name == "agreement"
+        return Answers(outputs.argmax(dim=1) if class_scores and agreeing else None, None, scores)
     classification = (
-        outputs.dim() == 2
-        and outputs.shape[1] >= 2
-        and outputs.is_floating_point()
+        class_scores
         and targets.dim() == 1
         and not targets.is_floating_point()
         and len(targets) == len(outputs)
     )
-    return Answers(outputs.argmax(dim=1), targets, outputs.float()) if classification else None
+    return Answers(outputs.argmax(dim=1) if classification else None, targets, scores)
+
+
+def _same_order(answers: Answers, float_answers: Answers) -> bool:
+    """Whether two passes saw the examples in the same order (by their targets; label-free
+    passes are taken to, as the metric itself assumes)."""
+    if answers.targets is None or float_answers.targets is None:
+        return answers.targets is None and float_answers.targets is None
+    return torch.equal(answers.targets, float_answers.targets)
 
 
 def count_flips(answers: Answers | None, float_answers: Answers | None) -> int | None:
@@ -205,9 +322,9 @@ def count_flips(answers: Answers | None, float_answers: Answers | None) -> int |
         The count, or None when either has no answers or the two did not see the examples
         in the same order (a shuffled loader: comparing position by position would be wrong).
     """
-    if answers is None or float_answers is None:
+    if answers is None or float_answers is None or not _same_order(answers, float_answers):
         return None
-    if not torch.equal(answers.targets, float_answers.targets):
+    if answers.classes is None or float_answers.classes is None:
         return None
     return int((answers.classes != float_answers.classes).sum())
 
@@ -232,9 +349,9 @@ def output_sqnr(answers: Answers | None, float_answers: Answers | None) -> float
     Returns:
         The SQNR in dB, or None where ``count_flips`` has no count.
     """
-    if answers is None or float_answers is None:
+    if answers is None or float_answers is None or not _same_order(answers, float_answers):
         return None
-    if not torch.equal(answers.targets, float_answers.targets):
+    if answers.scores.shape != float_answers.scores.shape:
         return None
     return sqnr_db(float_answers.scores, answers.scores)
 
@@ -256,20 +373,26 @@ def serialized_size(model: nn.Module) -> int:
     return buffer.tell()
 
 
-def example_batch(data: Iterable, batch_size: int) -> torch.Tensor:
-    """An input batch of exactly ``batch_size`` examples, cycling through ``data`` if short."""
-    pieces, count = [], 0
+def example_batch(data: Iterable, batch_size: int, task: Any = None) -> Any:
+    """Model inputs of exactly ``batch_size`` examples taken from ``data`` (through the task's
+    adapter): the user's own inputs, sequence length and all. Batches shaped like the first
+    are joined, cycling through the data if it is short."""
+    adapter = DEFAULT_ADAPTER if task is None else _scoring(task).adapter
+    pieces, count, signature = [], 0, None
     while count < batch_size:
         before = count
         for batch in data:
-            x = inputs_of(batch)
+            x = adapter.inputs(batch)
+            signature = signature or shape_signature(x)
+            if shape_signature(x) != signature:
+                continue  # another sequence length: cannot be joined with the first batch
             pieces.append(x)
-            count += len(x)
+            count += batch_length(x)
             if count >= batch_size:
                 break
         if count == before:
             raise DataError("The evaluation data is empty: no batch to time the model on.")
-    return torch.cat(pieces)[:batch_size]
+    return map_tensors(concat(pieces), lambda t: canonical(t[:batch_size]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,7 +404,7 @@ class Timing:
 @torch.no_grad()
 def measure_latency(
     models: dict[str, nn.Module],
-    example: torch.Tensor,
+    example: Any,
     threads: int,
     *,
     budget_s: float = 1.0,
@@ -301,7 +424,7 @@ def measure_latency(
     10.4 ms and 0.98 ms for both.
     """
     names = list(models)
-    example = canonical(example)  # the strides compiled models were compiled for
+    example = map_tensors(example, canonical)  # the strides compiled models were compiled for
     # Time the bare quantized module with its engine set once, as it would be deployed; the
     # QuantizedModel wrapper's per-call engine switch would otherwise be counted against it.
     backends = {m.config.backend for m in models.values() if isinstance(m, QuantizedModel)}
@@ -314,8 +437,8 @@ def measure_latency(
         inner = {}
         for name in names:
             start = time.perf_counter()
-            models[name](example)  # warm-up; also sizes the inner loop
-            models[name](example)
+            call(models[name], example)  # warm-up; also sizes the inner loop
+            call(models[name], example)
             once = max((time.perf_counter() - start) / 2, 1e-6)
             inner[name] = max(1, int(0.002 / once))
         samples: dict[str, list[float]] = {name: [] for name in names}
@@ -325,10 +448,10 @@ def measure_latency(
             order = names[rounds % len(names) :] + names[: rounds % len(names)]
             for name in order:
                 warm = time.perf_counter()
-                models[name](example)  # untimed: brings its weights back into cache
+                call(models[name], example)  # untimed: brings its weights back into cache
                 start = time.perf_counter()
                 for _ in range(inner[name]):
-                    models[name](example)
+                    call(models[name], example)
                 elapsed = time.perf_counter() - start
                 spent += time.perf_counter() - warm
                 samples[name].append(elapsed / inner[name] * 1000)
@@ -343,7 +466,7 @@ def measure_latency(
 def timed_models(
     model: nn.Module,
     float_model: nn.Module,
-    example: torch.Tensor,
+    example: Any,
     scenario: Scenario,
     compiled_float: nn.Module | None = None,
 ) -> tuple[dict[str, nn.Module], nn.Module | None]:
@@ -371,7 +494,9 @@ def timed_models(
 class Metrics:
     """What one candidate measured, against the float model in the same run.
 
-    ``drop_points`` is the metric's drop in points (hundredths of the [0, 1] score);
+    ``accuracy`` is the task metric's score (any metric, not only accuracy); ``drop_points``
+    its drop on the budget's scale: points (hundredths) of a [0, 1] metric, the metric's own
+    units otherwise, positive when worse whichever way the metric points;
     ``speedup`` is float latency / candidate latency (above 1 is faster), where the float
     model is the scenario's baseline, ``reference``: ``float`` (eager) or ``compiled float``.
     Where compile is involved (the candidate or the baseline is compiled) both figures are
@@ -413,21 +538,21 @@ def make_metrics(
     float_size_bytes: int,
     scenario: Scenario,
     *,
+    metric: Metric,
     compile_seconds: float = 0.0,
     flips: int | None = None,
     output_sqnr_db: float | None = None,
 ) -> Metrics:
     """Metrics from ``timings`` of ``float``, ``candidate`` and (optionally) ``compiled
-    float``; the speedup is against the scenario's baseline."""
-    drop = float_accuracy - accuracy
+    float``; the speedup is against the scenario's baseline, the drop on ``metric``'s scale."""
     candidate = timings["candidate"].median_ms
     baseline = timings[scenario.reference].median_ms
     compiled = timings.get("compiled float")
     return Metrics(
         accuracy=accuracy,
         float_accuracy=float_accuracy,
-        drop_points=100 * drop,
-        drop_relative=drop / float_accuracy if float_accuracy else 0.0,
+        drop_points=metric.drop(float_accuracy, accuracy),
+        drop_relative=metric.relative_drop(float_accuracy, accuracy),
         latency_ms=candidate,
         latency_spread_ms=timings["candidate"].spread_ms,
         float_latency_ms=baseline,
@@ -449,7 +574,7 @@ def evaluate(
     model: nn.Module,
     float_model: nn.Module,
     data: Iterable,
-    metric: Callable[[torch.Tensor, torch.Tensor], float],
+    task: Any,
     scenario: Scenario = SCENARIOS["bs1-t1"],
     *,
     float_accuracy: float | None = None,
@@ -461,15 +586,17 @@ def evaluate(
     ``float_accuracy`` with ``float_answers``, and ``float_size_bytes``, may be passed when
     already known (``score_and_answers`` of the float model on ``data``: a study measures
     float once); without both of the first two, float is scored here. Latency is always
-    timed again, interleaved.
+    timed again, interleaved. ``task`` is the Task (or a metric, for batches read by their
+    structure).
     """
+    task = _scoring(task)
     if float_accuracy is None or float_answers is None:
-        float_accuracy, float_answers = score_and_answers(float_model, data, metric)
+        float_accuracy, float_answers = score_and_answers(float_model, data, task)
     if float_size_bytes is None:
         float_size_bytes = serialized_size(float_model)
-    example = example_batch(data, scenario.batch_size)
+    example = example_batch(data, scenario.batch_size, task)
     models, _ = timed_models(model, float_model, example, scenario)
-    accuracy, answers = score_and_answers(model, data, metric)
+    accuracy, answers = score_and_answers(model, data, task)
     timings = measure_latency(models, example, scenario.threads)
     return make_metrics(
         accuracy,
@@ -478,6 +605,7 @@ def evaluate(
         serialized_size(model),
         float_size_bytes,
         scenario,
+        metric=task.metric,
         compile_seconds=getattr(model, "compile_seconds", 0.0),
         flips=count_flips(answers, float_answers),
         output_sqnr_db=output_sqnr(answers, float_answers),

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import pickle
+import os
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from torch import nn
 
+from autoquant.data import load_weights_only
 from autoquant.errors import ConfigError
 from autoquant.tasks import Task, get_task
 from autoquant.tasks.zoo import ZOO
@@ -28,8 +29,14 @@ class Experiment:
     """Everything ``autoquant search`` needs; each field has a flag of the same name."""
 
     task: str = "digits"
-    model: str = "resnet18"
+    model: str | None = None
     checkpoint: str | None = None
+    data: str | None = None
+    metric: str | None = None
+    resize: int | None = None
+    crop: int | None = None
+    mean: list | None = None
+    std: list | None = None
     budget: str = "1pt"
     space: str = "default"
     objective: str = "latency"
@@ -61,7 +68,22 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigError(f"{file}: unknown key(s) {unknown}; the keys are {sorted(fields)}.")
     for key, value in data.items():
         _check_type(file, key, value, fields[key].type)
+    for key in ("mean", "std"):
+        if data.get(key) is not None:
+            data[key] = _floats(data[key], key, f"{file}: ")
     return Experiment(**data)
+
+
+def _floats(value: Any, key: str, where: str = "") -> list[float]:
+    """A list of numbers, from a YAML list or a comma-separated flag ('0.5,0.5,0.5')."""
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        return [float(v) for v in items]
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}the {key!r} setting must be numbers, one per channel (e.g. "
+            f"'0.485,0.456,0.406'). Got {value!r} instead."
+        ) from None
 
 
 def _check_type(file: Path, key: str, value: Any, annotation: str) -> None:
@@ -71,6 +93,7 @@ def _check_type(file: Path, key: str, value: Any, annotation: str) -> None:
         "int": (int,),
         "int | None": (int, type(None)),
         "float | None": (int, float, type(None)),
+        "list | None": (list, type(None)),
     }[annotation]
     if isinstance(value, bool) or not isinstance(value, allowed):
         raise ConfigError(
@@ -84,6 +107,10 @@ def import_object(spec: str) -> Any:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"{spec!r} must be 'module:attr' (for example 'mypkg.models:build').")
+    # The working directory is where a user's own modules are (the console script does not
+    # put it on the path, `python -m` does): look there too, as `python -m` would.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
@@ -104,21 +131,14 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
             f"The checkpoint {str(file)!r} cannot be read (corrupt or not a torch file): it is "
             f"not the archive torch.save writes. Check the path, or save it again."
         )
-    try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise ConfigError(
-            f"The checkpoint {str(file)!r} holds more than tensors: loading it would run code "
-            f"from the file, and autoquant loads checkpoints with weights_only=True. Save the "
-            f"weights alone with torch.save(model.state_dict(), path). If you trust the file, "
-            f"opt in by loading it yourself in a factory function and naming it with "
-            f"--model module:factory."
-        ) from None
-    except Exception as err:  # noqa: BLE001 - any other read failure means a corrupt file
-        raise ConfigError(
-            f"The checkpoint {str(file)!r} cannot be read (corrupt or not a torch file): "
-            f"{type(err).__name__}: {err}."
-        ) from None
+    state = load_weights_only(
+        file,
+        "checkpoint",
+        "loading it would run code from the file, and autoquant loads checkpoints with "
+        "weights_only=True. Save the weights alone with torch.save(model.state_dict(), path). "
+        "If you trust the file, opt in by loading it yourself in a factory function and naming "
+        "it with --model module:factory.",
+    )
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     try:
@@ -130,24 +150,109 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> nn.Module:
     return model.eval()
 
 
-def build_task(experiment: Experiment, log=print) -> Task:
-    """The Task an experiment names: a zoo model by name, or the user's ``module:factory``."""
-    if ":" not in experiment.model:
-        if experiment.model not in ZOO and experiment.checkpoint is None:
+#: The model of the built-in digits task when none is named.
+DEFAULT_ZOO_MODEL = "resnet18"
+
+
+def load_task(spec: str) -> Task:
+    """The Task named ``module:attr``: a Task, or a function of no arguments returning one."""
+    found = import_object(spec)
+    task = found() if callable(found) and not isinstance(found, Task) else found
+    if not isinstance(task, Task):
+        raise ConfigError(
+            f"The 'task' setting {spec!r} must name an autoquant.Task or a function returning "
+            f"one. Got {type(task).__name__} instead."
+        )
+    return task
+
+
+def load_model(spec: str, checkpoint: str | None) -> nn.Module:
+    """The user's model ``module:factory`` (a module or a function of no arguments returning
+    one), with the checkpoint loaded into it when given."""
+    factory = import_object(spec)
+    if isinstance(factory, nn.Module):
+        model = factory
+    elif isinstance(factory, type) and not issubclass(factory, nn.Module):
+        raise ConfigError(
+            f"The 'model' setting {spec!r} must name an nn.Module or a function returning one. "
+            f"Got the class {factory.__name__}."
+        )
+    elif callable(factory):
+        try:
+            model = factory()
+        except TypeError as err:
             raise ConfigError(
-                f"The 'model' setting must be a zoo model {list(ZOO)} or 'module:factory'. "
-                f"Got {experiment.model!r} instead."
-            )
-        task = get_task(experiment.task, experiment.model, log=log)
-        if experiment.checkpoint:
-            load_checkpoint(task.model, experiment.checkpoint)
-        return task
-    factory = import_object(experiment.model)
-    model = factory if isinstance(factory, nn.Module) else factory()
+                f"The 'model' setting {spec!r} must be a function of no arguments returning an "
+                f"nn.Module; calling it failed: {err}."
+            ) from None
+    else:
+        model = factory
     if not isinstance(model, nn.Module):
         raise ConfigError(
-            f"{experiment.model!r} must be an nn.Module or return one. Got {type(model).__name__}."
+            f"The 'model' setting {spec!r} must be an nn.Module or return one. Got "
+            f"{type(model).__name__} instead."
         )
-    if experiment.checkpoint:
-        load_checkpoint(model, experiment.checkpoint)
-    return get_task(experiment.task, model.eval(), model_name=experiment.model, log=log)
+    if checkpoint:
+        load_checkpoint(model, checkpoint)
+    return model.eval()
+
+
+def build_task(experiment: Experiment, log=print) -> Task:
+    """The Task an experiment names: a built-in task (``digits`` with a zoo model or the
+    user's ``module:factory``; ``imagefolder`` or ``tensors`` over the user's files with the
+    user's model) or the user's own ``module:attr`` Task."""
+    from autoquant.tasks.files import imagefolder_task, tensors_task
+    from autoquant.tasks.metrics import get_metric
+
+    metric = experiment.metric
+    if metric is not None and ":" in metric:
+        metric = get_metric(import_object(metric))
+    elif metric is not None:
+        metric = get_metric(metric)
+    if ":" in experiment.task:
+        task = load_task(experiment.task)
+        if experiment.model:  # another model on the same data
+            model = load_model(experiment.model, experiment.checkpoint)
+            task = dataclasses.replace(task, model=model, model_name=experiment.model)
+        elif experiment.checkpoint:
+            load_checkpoint(task.model, experiment.checkpoint)
+        return dataclasses.replace(task, metric=metric) if metric is not None else task
+    if experiment.task in ("imagefolder", "tensors"):
+        if not experiment.model or ":" not in experiment.model:
+            raise ConfigError(
+                f"The {experiment.task!r} task needs your model as 'module:factory' (--model). "
+                f"Got {experiment.model!r} instead."
+            )
+        if not experiment.data:
+            raise ConfigError(
+                f"The {experiment.task!r} task needs the data's path (--data): "
+                + (
+                    "a folder of class subfolders of images."
+                    if experiment.task == "imagefolder"
+                    else "a file of tensors saved with torch.save."
+                )
+            )
+        model = load_model(experiment.model, experiment.checkpoint)
+        if experiment.task == "tensors":
+            return tensors_task(model, experiment.data, metric=metric, model_name=experiment.model)
+        sizes = {k: v for k, v in (("resize", experiment.resize), ("crop", experiment.crop)) if v}
+        norms = {
+            k: _floats(v, k) for k, v in (("mean", experiment.mean), ("std", experiment.std)) if v
+        }
+        return imagefolder_task(
+            model, experiment.data, metric=metric, model_name=experiment.model, **sizes, **norms
+        )
+    name = experiment.model or DEFAULT_ZOO_MODEL
+    if ":" not in name:
+        if name not in ZOO and experiment.checkpoint is None:
+            raise ConfigError(
+                f"The 'model' setting must be a zoo model {list(ZOO)} or 'module:factory'. "
+                f"Got {name!r} instead."
+            )
+        task = get_task(experiment.task, name, log=log)
+        if experiment.checkpoint:
+            load_checkpoint(task.model, experiment.checkpoint)
+    else:
+        model = load_model(name, experiment.checkpoint)
+        task = get_task(experiment.task, model, model_name=name, log=log)
+    return dataclasses.replace(task, metric=metric) if metric is not None else task

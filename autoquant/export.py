@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from autoquant.backends import quantized_engine
 from autoquant.config import QuantConfig
+from autoquant.data import as_args, batch_length, concat
 from autoquant.errors import ConfigError
 from autoquant.quantized import QuantizedModel
 
@@ -61,31 +63,39 @@ def is_exported(config: QuantConfig) -> bool:
     return get_method(config.method).engine == "torchao" or deploys_compiled(config)
 
 
-def to_exported(model: QuantizedModel, example: torch.Tensor) -> torch.export.ExportedProgram:
+def to_exported(model: QuantizedModel, example: Any) -> torch.export.ExportedProgram:
     """torch.export of the quantized module with a dynamic batch dimension."""
     from autoquant.methods._torchao import export_program
 
     # torch.export specializes a dimension of size 1: export on a batch of two.
-    batch = example if len(example) > 1 else torch.cat([example, example])
+    batch = example if batch_length(example) > 1 else concat([example, example])
     with torch.no_grad():
         return export_program(model.module, batch)
 
 
-def to_torchscript(model: QuantizedModel, example: torch.Tensor) -> torch.jit.ScriptModule:
+def to_torchscript(model: QuantizedModel, example: Any) -> torch.jit.ScriptModule:
     """TorchScript of the quantized module: scripted, or traced on ``example`` when scripting
     fails (as it does for some eager-wrapped and recurrent models)."""
     with quantized_engine(model.config.backend), torch.no_grad():
         try:
             return torch.jit.script(model.module)
         except Exception:  # noqa: BLE001 - any scripting failure: fall back to tracing
-            return torch.jit.trace(model.module, example, check_trace=False)
+            args, kwargs = as_args(example)
+            if kwargs:
+                return torch.jit.trace(
+                    model.module, example_kwarg_inputs=kwargs, check_trace=False, strict=False
+                )
+            return torch.jit.trace(model.module, args, check_trace=False, strict=False)
 
 
 def save(
-    model: QuantizedModel, out_dir: str | Path, example: torch.Tensor, extra: dict | None = None
+    model: QuantizedModel, out_dir: str | Path, example: Any, extra: dict | None = None
 ) -> dict[str, Path]:
     """Write ``model.pt`` (TorchScript; ``model.pt2``, torch.export, for torchao models),
     ``state_dict.pt`` and ``config.json`` to ``out_dir``.
+
+    A model neither format can hold (say, one returning a dataclass, which TorchScript cannot
+    trace) is saved without ``model.pt``; ``config.json`` says why under ``model_file_error``.
 
     ``autoquant.load(out_dir)`` reads the TorchScript back; ``autoquant.apply(model,
     QuantConfig.from_dict(json['config']), calibration_data)`` rebuilds it from the float model.
@@ -98,12 +108,19 @@ def save(
         "state_dict": out / STATE_FILE,
         "config": out / CONFIG_FILE,
     }
-    if exported:
-        torch.export.save(to_exported(model, example), paths["model"])
-    else:
-        torch.jit.save(to_torchscript(model, example), str(paths["model"]))
-    torch.save(model.module.state_dict(), paths["state_dict"])
     info = {"config": model.config.to_dict(), "layer_map": model.layer_map, **(extra or {})}
+    try:
+        if exported:
+            torch.export.save(to_exported(model, example), paths["model"])
+        else:
+            torch.jit.save(to_torchscript(model, example), str(paths["model"]))
+    except Exception as err:  # noqa: BLE001 - the weights and config are still worth saving
+        paths.pop("model")
+        info["model_file_error"] = (
+            f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}. Rebuild the model "
+            f"with autoquant.apply(model, QuantConfig.from_dict(config), calibration_data)."
+        )
+    torch.save(model.module.state_dict(), paths["state_dict"])
     paths["config"].write_text(json.dumps(info, indent=2, default=str))
     if deploys_compiled(model.config):
         paths["compile_note"] = out / COMPILE_NOTE_FILE
@@ -123,17 +140,18 @@ class LoadedModel(nn.Module):
         if self._compiled:
             self.scripted = torch.compile(scripted, dynamic=False)
 
-    def forward(self, *args):
+    def forward(self, *args, **kwargs):
         from autoquant.compile import canonical, inductor_settings
 
         if not self._compiled:
             with quantized_engine(self.config.backend):
-                return self.scripted(*args)
+                return self.scripted(*args, **kwargs)
         args = tuple(canonical(a) for a in args)  # strides the compiled graph guards on
+        kwargs = {k: canonical(v) for k, v in kwargs.items()}
         # The first call compiles with the measured settings; every call holds them, so a
         # recompilation (Dynamo's caches cleared, a new shape) gives the same frozen kernels.
         with quantized_engine(self.config.backend), inductor_settings():
-            return self.scripted(*args)
+            return self.scripted(*args, **kwargs)
 
 
 def load(path: str | Path, compile: bool = True) -> LoadedModel:

@@ -194,7 +194,6 @@ class Estimate:
 
 def estimate(task, candidates: list[Candidate], scenario=None) -> list[Estimate]:
     """Measure each candidate quickly on a slice of the data (seconds, not a search)."""
-    from autoquant.apply import apply
     from autoquant.errors import AutoQuantError
     from autoquant.evaluate import (
         SCENARIOS,
@@ -207,15 +206,15 @@ def estimate(task, candidates: list[Candidate], scenario=None) -> list[Estimate]
 
     scenario = scenario or SCENARIOS["bs1-t1"]
     data = list(task.validation_data)[:2]
-    example = example_batch(task.validation_data, scenario.batch_size)
-    float_score = score(task.model, data, task.metric)
+    example = example_batch(task.validation_data, scenario.batch_size, task)
+    float_score = score(task.model, data, task)
     float_size = serialized_size(task.model)
     results = []
     compiled_float = None
     for candidate in candidates:
         quick = dataclasses.replace(candidate.config, calibration_batches=2, qat_epochs=1)
         try:
-            model = apply(task.model, quick, task.calibration_data, task.train_data)
+            model = task.build(quick)
             # compiled first where the candidate deploys compiled, as a search would time it;
             # the compiled float reference is compiled once for all candidates
             models, compiled_float = timed_models(
@@ -230,7 +229,7 @@ def estimate(task, candidates: list[Candidate], scenario=None) -> list[Estimate]
                     candidate.reason,
                     timing[scenario.reference].median_ms / timing["candidate"].median_ms,
                     serialized_size(model) / float_size,
-                    100 * (float_score - score(model, data, task.metric)),
+                    task.metric.drop(float_score, score(model, data, task)),
                 )
             )
         except (AutoQuantError, RuntimeError) as err:

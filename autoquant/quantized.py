@@ -126,7 +126,7 @@ class QuantizedModel(nn.Module):
         self.compiled_threads: int | None = None
         self.compile_seconds = 0.0
 
-    def compile(self, example: torch.Tensor, *, threads: int | None = None) -> float:
+    def compile(self, example: Any, *, threads: int | None = None) -> float:
         """Compile the module as it is deployed (``autoquant.compile``) on ``example``'s shape,
         for ``threads`` CPU threads (default: torch's current setting); returns the compile
         seconds. Calls of that shape go through the compiled module afterwards."""
@@ -135,7 +135,9 @@ class QuantizedModel(nn.Module):
         with quantized_engine(self.config.backend):
             compiled, self.compile_seconds = compile_module(self.module, example, threads=threads)
         object.__setattr__(self, "compiled", compiled)
-        self.compiled_shape = tuple(example.shape)
+        # Scoring goes through the compiled kernels for single-tensor inputs; other inputs are
+        # scored eagerly (and timed compiled).
+        self.compiled_shape = tuple(example.shape) if isinstance(example, torch.Tensor) else None
         self.compiled_threads = threads or torch.get_num_threads()
         return self.compile_seconds
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 
-from autoquant.apply import apply
 from autoquant.config import QuantConfig
 from autoquant.errors import AutoQuantError
 from autoquant.evaluate import Metrics, Scenario, evaluate, score_and_answers, serialized_size
@@ -58,19 +57,17 @@ def measure_configs(
     """Quantize ``task.model`` with each config and measure it on ``data`` (validation data by
     default) against float; a config that fails is reported with its reason, not raised."""
     data = task.validation_data if data is None else data
-    float_accuracy, float_answers = score_and_answers(task.model, data, task.metric)
+    float_accuracy, float_answers = score_and_answers(task.model, data, task)
     float_size = serialized_size(task.model)
     outcomes = []
     for label, config in configs.items():
         try:
-            model = apply(
-                task.model, config, task.calibration_data, task.train_data, loss_fn=task.loss_fn
-            )
+            model = task.build(config)
             metrics = evaluate(
                 model,
                 task.model,
                 data,
-                task.metric,
+                task,
                 scenario,
                 float_accuracy=float_accuracy,
                 float_answers=float_answers,

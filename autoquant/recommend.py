@@ -9,10 +9,9 @@ from typing import Any
 
 import optuna
 
-from autoquant.apply import apply
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
-from autoquant.data import targets_of
+from autoquant.data import batch_length
 from autoquant.evaluate import (
     Metrics,
     Scenario,
@@ -26,7 +25,7 @@ from autoquant.evaluate import (
     timed_models,
 )
 from autoquant.quantized import QuantizedModel
-from autoquant.tasks.base import Task, top1_accuracy
+from autoquant.tasks.base import Task
 from autoquant.trial import time_limit
 
 #: Simpler methods win ties: fewer moving parts to deploy and to trust.
@@ -121,6 +120,8 @@ class Recommendation:
         records: Every trial of the study.
         finalists: The final round: float, the plain recipes and the best trials, timed head
             to head and scored on the test data (``Finalist.metrics``).
+        notes: What to know about how the search ran on this model and data: a calibration
+            set shorter than the space asked for, methods the model cannot take, the metric.
     """
 
     config: QuantConfig
@@ -139,6 +140,7 @@ class Recommendation:
     counts: dict[str, int]
     sensitivity: list[dict] = dataclasses.field(default_factory=list)
     param_importances: dict[str, float] = dataclasses.field(default_factory=dict)
+    notes: list[str] = dataclasses.field(default_factory=list)
     pruning_saved_seconds: float = 0.0
     search_seconds: float = 0.0
     work_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -252,28 +254,20 @@ def final_round(
     they are compared on share the same machine state; accuracy on the test data (held out
     from the search), or the validation data when there is none."""
     data = task.test_data if task.test_data is not None else task.validation_data
-    example = example_batch(task.validation_data, scenario.batch_size)
+    example = example_batch(task.validation_data, scenario.batch_size, task)
     compiled_float = None  # the reference of the finalists deployed through torch.compile
-    float_accuracy, float_answers = score_and_answers(task.model, data, task.metric)
+    float_accuracy, float_answers = score_and_answers(task.model, data, task)
     accuracy, flips, sqnr = {}, {}, {}
     for finalist in finalists:
         if finalist.error:
             continue
         try:
             with time_limit(time_limit_s):
-                finalist.model = apply(
-                    task.model,
-                    finalist.config,
-                    task.calibration_data,
-                    task.train_data,
-                    loss_fn=task.loss_fn,
-                )
+                finalist.model = task.build(finalist.config)
                 _, compiled_float = timed_models(
                     finalist.model, task.model, example, scenario, compiled_float
                 )
-                accuracy[id(finalist)], answers = score_and_answers(
-                    finalist.model, data, task.metric
-                )
+                accuracy[id(finalist)], answers = score_and_answers(finalist.model, data, task)
                 flips[id(finalist)] = count_flips(answers, float_answers)
                 sqnr[id(finalist)] = output_sqnr(answers, float_answers)
         except Exception as err:  # noqa: BLE001 - a recipe that cannot run is shown as failed
@@ -303,6 +297,7 @@ def final_round(
             serialized_size(finalist.model),
             float_size,
             scenario,
+            metric=task.metric,
             compile_seconds=finalist.model.compile_seconds,
             flips=flips[id(finalist)],
             output_sqnr_db=sqnr[id(finalist)],
@@ -486,7 +481,7 @@ def _safer_than_fastest(ranked: list[TrialRecord], objective: str) -> str:
 
 
 def _validation_examples(task: Task) -> int:
-    return sum(len(targets_of(batch, "validation_data")) for batch in task.validation_data)
+    return sum(batch_length(task.adapter.inputs(batch)) for batch in task.validation_data)
 
 
 def _flips_text(metrics: Metrics, task: Task) -> str:
@@ -502,7 +497,7 @@ def _finer_than_one_example(task: Task, budget: Budget, float_accuracy: float) -
     the budget allows: then "within budget" means no more mistakes than float on that data,
     and on new data one example either way is chance (measured: at 0.25 points on 270 digits,
     configurations within budget on validation lost 1 or 2 test examples, 0.37 to 0.74)."""
-    if task.metric is not top1_accuracy:
+    if task.metric.name not in ("top1", "agreement") or task.eval_fn is not None:
         return ""
     examples = _validation_examples(task)
     scale = float_accuracy if budget.relative else 1.0

@@ -75,6 +75,7 @@ def recommendation_markdown(rec, comparison: Sequence[dict]) -> str:
         "",
         rec.explanation,
         "",
+        *(["## Notes", "", *[f"- {note}" for note in rec.notes], ""] if rec.notes else []),
         "## Final round: float, the plain recipes and the best trials",
         "",
         "Rebuilt and timed head to head in one interleaved measurement; accuracy on the "

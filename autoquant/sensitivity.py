@@ -10,10 +10,9 @@ from collections.abc import Callable
 
 import torch
 
-from autoquant.apply import apply
 from autoquant.config import QuantConfig
 from autoquant.errors import AutoQuantError
-from autoquant.evaluate import predict, sqnr_db
+from autoquant.evaluate import output_sqnr, score_and_answers
 from autoquant.layers import quantizable_layers
 from autoquant.tasks.base import Task
 
@@ -86,21 +85,18 @@ def measure_sensitivity(
     """
     config = config or reference_config()
     names = [layer.name for layer in quantizable_layers(task.model)]
-    float_out, targets = predict(task.model, task.validation_data)
-    float_score = task.metric(float_out, targets)
+    float_score, float_answers = score_and_answers(task.model, task.validation_data, task)
     results = []
     for name in names:
         others = tuple(n for n in names if n != name)
         try:
-            model = apply(
-                task.model,
-                dataclasses.replace(config, keep_float=others),
-                task.calibration_data,
-                task.train_data,
-            )
-            out, _ = predict(model, task.validation_data)
+            model = task.build(dataclasses.replace(config, keep_float=others))
+            value, answers = score_and_answers(model, task.validation_data, task)
+            sqnr = output_sqnr(answers, float_answers)
             result = LayerSensitivity(
-                name, 100 * (float_score - task.metric(out, targets)), sqnr_db(float_out, out)
+                name,
+                task.metric.drop(float_score, value),
+                float("inf") if sqnr is None else sqnr,
             )
         except (AutoQuantError, RuntimeError):
             # A layer this method cannot quantize alone costs nothing to keep in float.

@@ -29,7 +29,8 @@ from autoquant._validation import check_choice, check_int
 from autoquant.analysis import inspect
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
-from autoquant.errors import ConfigError, DataError
+from autoquant.data import calibration_note, first_examples
+from autoquant.errors import ConfigError
 from autoquant.evaluate import (
     Metrics,
     Scenario,
@@ -104,14 +105,29 @@ class Objective:
         self.isolate = isolate
         self.tracker = tracker
         self.log = log
+        task.check()  # a model that cannot take the data is refused before any study exists
+        # float's score and answers, to count the ones each trial changes; measured before the
+        # study is created, so a metric that fails leaves nothing behind (recomputed when
+        # resumed: one pass of the float model, not a class per example in the storage)
+        self.float_accuracy, self.float_answers = score_and_answers(
+            task.model, task.validation_data, task
+        )
         self.layers = [layer.name for layer in quantizable_layers(task.model)]
         batches = list(task.validation_data)
         self.subset = batches[: max(1, len(batches) // 4)]
-        self.example = example_batch(task.validation_data, scenario.batch_size)
-        self.report = inspect(task.model, self.example[:1])
+        self.example = example_batch(task.validation_data, scenario.batch_size, task)
+        self.report = inspect(task.model, first_examples(self.example))
         self.sensitive_first: list[str] = []
         self.sensitivity: list[dict] = []
         self.sensitivity_seconds = 0.0
+        # What the user should know about how the search ran on this model and data.
+        self.notes: list[str] = []
+        if task.label_free:
+            self.notes.append(
+                f"Label-free: the metric {task.metric.name!r} compares each candidate with the "
+                f"float model's own outputs on the same examples (the data must come in the same "
+                f"order on every pass)."
+            )
         self.baseline: Baseline | None = None
         self.evaluate = None
         self._seen: dict[str, int] = {}
@@ -123,17 +139,15 @@ class Objective:
         back from a resumed study."""
         self._check_data()
         attrs = study.user_attrs
-        # float's answers, to count the ones each trial changes (recomputed when resumed: one
-        # pass of the float model, rather than a class per example in the study's storage)
-        accuracy, float_answers = score_and_answers(
-            self.task.model, self.task.validation_data, self.task.metric
-        )
+        accuracy, float_answers = self.float_accuracy, self.float_answers
         if "baseline" in attrs:
             self.baseline = Baseline(**attrs["baseline"])
         else:
             self.baseline = Baseline(
                 accuracy=accuracy,
-                subset_accuracy=score(self.task.model, self.subset, self.task.metric),
+                subset_accuracy=accuracy
+                if self.task.eval_fn
+                else score(self.task.model, self.subset, self.task),
                 size_bytes=serialized_size(self.task.model),
             )
             study.set_user_attr("baseline", dataclasses.asdict(self.baseline))
@@ -163,16 +177,15 @@ class Objective:
         self._remember(study)
 
     def _check_data(self) -> None:
-        """Refuse, before any trial, calibration data too short for the space."""
-        needed = max(self.space.calibration_batches)
+        """Note, before any trial, calibration data shorter than the space asks for (the
+        observers then see all there is) or too small to calibrate on with confidence."""
         if any("calibration_batches" in get_method(m).uses for m in self.space.methods):
-            have = sum(1 for _ in self.task.calibration_data)
-            if have < needed:
-                raise DataError(
-                    f"The calibration data has {have} batch(es) but the space "
-                    f"{self.space.name!r} asks for up to {needed} (calibration_batches). Give "
-                    f"more calibration data or lower calibration_batches in the space."
-                )
+            note = calibration_note(
+                self.task.calibration_data, max(self.space.calibration_batches), self.task.adapter
+            )
+            if note and note not in self.notes:
+                self.notes.append(note)
+                self.log(f"warning: {note}")
 
     def _remember(self, study: optuna.Study) -> None:
         for trial in study.get_trials(deepcopy=False, states=FINISHED[:2]):
@@ -548,8 +561,9 @@ class SearchSession:
             sensitivity_seconds=runner.sensitivity_seconds,
         )
         recommendation.param_importances = _importances(self.study)
+        recommendation.notes = list(runner.notes)
         if self.tracker:
-            self.tracker.finish_study(self.study, recommendation, runner.example[:1])
+            self.tracker.finish_study(self.study, recommendation, first_examples(runner.example))
         return recommendation
 
 

@@ -21,11 +21,12 @@ from typing import Any
 import mlflow
 import optuna
 import torch
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from autoquant.data import batch_length, concat, tensors_of
 from autoquant.errors import ConfigError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -134,10 +135,15 @@ class MlflowTracker:
         run = self.client.create_run(
             self.experiment_id,
             run_name=study.study_name,
-            tags={"autoquant.role": "study", "autoquant.study": study.study_name},
+            tags={
+                **standard_tags(),
+                "autoquant.role": "study",
+                "autoquant.study": study.study_name,
+            },
         )
         self.parent_run_id = run.info.run_id
         task = runner.task
+        self.client.log_inputs(self.parent_run_id, datasets=dataset_inputs(task))
         params = {
             "task": task.name,
             "model": task.model_name,
@@ -147,6 +153,8 @@ class MlflowTracker:
             "scenario": runner.scenario.name,
             "seed": runner.seed,
             "float_accuracy": f"{runner.baseline.accuracy:.6f}",
+            "metric": task.metric.name,
+            "label_free": task.label_free,
             **machine_info(),
             # what the learned ranker (autoquant.history) reads about the model
             **{f"feature.{k}": f"{v:.6g}" for k, v in runner.report.features.items()},
@@ -240,7 +248,10 @@ class MlflowTracker:
         start = int(started * 1000) if started else now
         with self._lock:
             run = self.client.create_run(
-                self.experiment_id, start_time=start, tags=tags, run_name=name
+                self.experiment_id,
+                start_time=start,
+                tags={**standard_tags(), **tags},
+                run_name=name,
             )
             run_id = run.info.run_id
             params = [
@@ -351,7 +362,7 @@ class MlflowTracker:
         self.client.set_terminated(run_id, "FINISHED")
         return model_uri
 
-    def _log_model(self, run_id: str, scripted, example: torch.Tensor) -> str:
+    def _log_model(self, run_id: str, scripted, example: Any) -> str:
         # TorchScript with the pickle format: MLflow's default pt2 format cannot hold torch.ao
         # quantized models. Requirements are given so MLflow does not spend seconds inferring.
         import mlflow.pytorch
@@ -366,19 +377,19 @@ class MlflowTracker:
                 name="model",
                 serialization_format="pickle",
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
-                input_example=example.numpy(),
+                input_example=_numpy_example(example),
                 registered_model_name=self.register,
             )
         return info.model_uri
 
-    def _log_exported(self, run_id: str, module, example: torch.Tensor) -> str:
+    def _log_exported(self, run_id: str, module, example: Any) -> str:
         # torchao models: MLflow's default pt2 format (torch.export) holds them; torchao is a
         # requirement of the logged model, its operators are in the graph.
         import mlflow.pytorch
         import torchao
 
         mlflow.set_tracking_uri(self.uri)
-        batch = example if len(example) > 1 else torch.cat([example, example])
+        batch = example if batch_length(example) > 1 else concat([example, example])
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pytorch.log_model(
                 module,
@@ -388,7 +399,7 @@ class MlflowTracker:
                     f"torch=={torch.__version__.split('+')[0]}",
                     f"torchao=={torchao.__version__}",
                 ],
-                input_example=batch.numpy(),
+                input_example=_numpy_example(batch),
                 registered_model_name=self.register,
             )
         return info.model_uri
@@ -441,3 +452,57 @@ def _fmt(value, pattern: str) -> str:
 
 
 __all__ = ["MlflowTracker", "check_reachable", "resolve_tracking_uri", "studies"]
+
+
+def _numpy_example(example: Any) -> Any:
+    """The model inputs as MLflow's input example takes them: an array, or a dict of arrays;
+    None for positional arguments, which it cannot hold."""
+    if isinstance(example, torch.Tensor):
+        return example.numpy()
+    if isinstance(example, dict):
+        return {k: v.numpy() for k, v in example.items() if isinstance(v, torch.Tensor)}
+    return None
+
+
+def standard_tags() -> dict[str, str]:
+    """MLflow's own source and user tags (``create_run`` does not add them), so the UI shows
+    where each run came from."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    return resolve_tags()
+
+
+#: The task's data sets, logged as run inputs with their split as context.
+SPLITS = {
+    "calibration_data": "calibration",
+    "validation_data": "validation",
+    "test_data": "test",
+    "train_data": "train",
+}
+
+
+def dataset_inputs(task) -> list[DatasetInput]:
+    """Each data set of ``task`` as an MLflow run input: its name, a digest of its tensors,
+    its number of examples and its split."""
+    import hashlib
+
+    inputs = []
+    for attribute, split in SPLITS.items():
+        data = getattr(task, attribute)
+        if data is None:
+            continue
+        digest, examples = hashlib.sha256(), 0
+        for batch in data:
+            examples += batch_length(task.adapter.inputs(batch))
+            for tensor in tensors_of(batch):
+                digest.update(str(tuple(tensor.shape)).encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        dataset = Dataset(
+            name=f"{task.name}-{split}",
+            digest=digest.hexdigest()[:16],
+            source_type="autoquant",
+            source=json.dumps({"task": task.name, "split": split}),
+            profile=json.dumps({"num_examples": examples}),
+        )
+        inputs.append(DatasetInput(dataset, tags=[InputTag("mlflow.data.context", split)]))
+    return inputs

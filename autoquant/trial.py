@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from autoquant.apply import apply
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
 from autoquant.evaluate import (
@@ -92,9 +91,7 @@ class Evaluator:
     def __call__(self, config: QuantConfig) -> Outcome:
         task, baseline = self.task, self.baseline
         started = time.perf_counter()
-        quantized = apply(
-            task.model, config, task.calibration_data, task.train_data, loss_fn=task.loss_fn
-        )
+        quantized = task.build(config)
         quantized_at = time.perf_counter()
         # A candidate deployed compiled is compiled before it is scored (what runs is scored);
         # the compile time counts in evaluate_seconds and is reported as compile_seconds.
@@ -103,10 +100,8 @@ class Evaluator:
             quantized, task.model, self.example, self.scenario, self.compiled_float
         )
         outcome = Outcome(quantize_seconds=quantized_at - started, layer_map=quantized.layer_map)
-        if self.prune:
-            subset_drop = self.drop(
-                baseline.subset_accuracy, score(quantized, self.subset, task.metric)
-            )
+        if self.prune and task.eval_fn is None:  # an eval_fn scores all its data at once
+            subset_drop = self.drop(baseline.subset_accuracy, score(quantized, self.subset, task))
             limit = max(PRUNE_FACTOR * self.budget.max_drop, self.budget.max_drop + PRUNE_MARGIN)
             if subset_drop > limit:
                 outcome.subset_drop = subset_drop
@@ -116,7 +111,7 @@ class Evaluator:
                     f"pruning limit {limit:.2f} (budget {self.budget})"
                 )
                 return outcome
-        accuracy, answers = score_and_answers(quantized, task.validation_data, task.metric)
+        accuracy, answers = score_and_answers(quantized, task.validation_data, task)
         timings = measure_latency(models, self.example, self.scenario.threads)
         metrics = make_metrics(
             accuracy,
@@ -125,6 +120,7 @@ class Evaluator:
             serialized_size(quantized),
             baseline.size_bytes,
             self.scenario,
+            metric=task.metric,
             compile_seconds=quantized.compile_seconds,
             flips=count_flips(answers, self.float_answers),
             output_sqnr_db=output_sqnr(answers, self.float_answers),
@@ -135,8 +131,10 @@ class Evaluator:
 
     def drop(self, reference: float, value: float) -> float:
         """The drop from ``reference`` to ``value`` in the budget's unit."""
-        drop = reference - value
-        return 100 * drop / reference if self.budget.relative and reference else 100 * drop
+        metric = self.task.metric
+        if self.budget.relative:
+            return 100 * metric.relative_drop(reference, value)
+        return metric.drop(reference, value)
 
 
 @contextlib.contextmanager

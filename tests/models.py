@@ -1,5 +1,6 @@
 """Small models with known quantization behaviour, built from the trained zoo MLP."""
 
+import dataclasses
 import os
 import signal
 import time
@@ -102,3 +103,64 @@ class ResidualCNN(nn.Module):
         out = self.relu(self.conv2(identity))
         out = self.relu(self.conv3(out) + identity)
         return self.fc(self.flatten(out))
+
+
+@dataclasses.dataclass
+class ClassifierOutput:
+    """A ModelOutput-like dataclass, as Hugging Face models return."""
+
+    logits: torch.Tensor
+    hidden: torch.Tensor | None = None
+
+
+class KeywordMLP(nn.Module):
+    """The zoo MLP called with keyword arguments (a dict batch, as a tokenizer gives) and
+    returning a ModelOutput-like dataclass: ``model(pixels=..., scale=...)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = load_zoo_model("mlp", log=lambda _: None)
+
+    def forward(self, pixels: torch.Tensor, scale: torch.Tensor) -> ClassifierOutput:
+        return ClassifierOutput(logits=self.mlp(pixels * scale[:, None, None, None]))
+
+
+class TwoInputMLP(nn.Module):
+    """The zoo MLP taking the top and bottom halves of each digit as two positional inputs
+    and returning a tuple ``(logits, features)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = load_zoo_model("mlp", log=lambda _: None)
+
+    def forward(self, top: torch.Tensor, bottom: torch.Tensor) -> tuple:
+        logits = self.mlp(torch.cat([top, bottom], dim=2))
+        return logits, top.flatten(1)
+
+
+class DictOutputMLP(nn.Module):
+    """The zoo MLP returning a dict, its class scores under ``logits``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = load_zoo_model("mlp", log=lambda _: None)
+
+    def forward(self, x: torch.Tensor) -> dict:
+        return {"loss": None, "logits": self.mlp(x)}
+
+
+class UnusedPoolerMLP(nn.Module):
+    """The zoo MLP with a pooler whose output nothing reads, as a BERT encoder's pooler is when
+    only its hidden states are used: a Linear and a Tanh left in the exported graph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = load_zoo_model("mlp", log=lambda _: None)
+        self.pooler = nn.Linear(10, 10)
+        self.act = nn.Tanh()
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.mlp(x)
+        self.act(self.pooler(logits))  # computed, never read
+        return logits

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from autoquant import ConfigError, DataError, ModelError, QuantConfig, apply
+from autoquant.data import calibration_note
 from tests.conftest import checksum
 
 
@@ -32,9 +33,16 @@ def test_empty_calibration_set(cnn_task):
         apply(cnn_task.model, QuantConfig(), [])
 
 
-def test_calibration_set_smaller_than_calibration_size(cnn_task):
-    with pytest.raises(DataError, match="has 2 batch\\(es\\) but calibration_batches asks for 8"):
-        apply(cnn_task.model, QuantConfig(calibration_batches=8), cnn_task.calibration_data[:2])
+def test_calibration_set_smaller_than_calibration_size_uses_what_there_is(cnn_task):
+    short = cnn_task.calibration_data[:2]
+    quantized = apply(cnn_task.model, QuantConfig(calibration_batches=8), short)
+    assert quantized.quantized_layers  # calibrated on the 2 batches there are
+    note = calibration_note(short, 8)
+    assert "asks for 8 calibration batches and the data has 2" in note
+    assert "only 32" not in note  # 2 batches of 16: enough examples, no second warning
+    assert calibration_note(cnn_task.calibration_data, 8) is None
+    tiny = [(cnn_task.calibration_data[0][0][:3], cnn_task.calibration_data[0][1][:3])]
+    assert "observers saw only 3 calibration example(s)" in calibration_note(tiny, 1)
 
 
 def test_one_shot_iterator_is_refused(cnn_task):
@@ -46,7 +54,8 @@ def test_model_whose_forward_fails_on_the_data(cnn_task):
     wrong = [(torch.randn(4, 3, 5), torch.zeros(4, dtype=torch.long))]
     with pytest.raises(ModelError) as err:
         apply(cnn_task.model, QuantConfig(calibration_batches=1), wrong)
-    assert "input shape (4, 3, 5)" in str(err.value)
+    assert "a tensor of shape (4, 3, 5) (torch.float32)" in str(err.value)
+    assert "transform_fn" in str(err.value)
 
 
 def test_qat_without_training_data(cnn_task):

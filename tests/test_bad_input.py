@@ -7,6 +7,7 @@ from autoquant import ConfigError, DataError
 from autoquant.budget import Budget
 from autoquant.cli import main
 from autoquant.experiment import Experiment, build_task, load_checkpoint, load_experiment
+from autoquant.report import recommendation_markdown
 from autoquant.space import parse_space
 from autoquant.study import make_storage, search
 from autoquant.tasks import digits_task
@@ -120,13 +121,17 @@ def test_unreachable_tracking_server():
         MlflowTracker("http://127.0.0.1:9")
 
 
-def test_calibration_set_smaller_than_the_space_asks(cnn_task):
+def test_calibration_set_smaller_than_the_space_asks_is_used_and_noted(cnn_task):
     import dataclasses
 
     short = dataclasses.replace(cnn_task, calibration_data=cnn_task.calibration_data[:3])
     space = parse_space("methods: [static_int8]\ncalibration_batches: [4, 8]\n")
-    with pytest.raises(DataError, match="has 3 batch\\(es\\) but the space .* asks for up to 8"):
-        search(short, "1pt", space, n_trials=2, progress=False, log=lambda _: None)
+    said = []
+    rec = search(short, "1pt", space, n_trials=2, progress=False, log=said.append)
+    note = "The space asks for 8 calibration batches and the data has 3: the observers saw all 3."
+    assert rec.notes == [note] and f"warning: {note}" in said
+    assert rec.records[0].state == "complete"  # calibrated on the 3 batches there are
+    assert f"- {note}" in recommendation_markdown(rec, [])
 
 
 def test_model_output_that_does_not_fit_the_metric(cnn_task):

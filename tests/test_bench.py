@@ -1,4 +1,5 @@
 import json
+import sys
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_a_rerun_reuses_the_cache(tiny_run, monkeypatch):
     def no_work(*args, **kwargs):
         raise AssertionError("a cached piece was measured again")
 
-    monkeypatch.setattr(bench, "apply", no_work)
+    monkeypatch.setattr(sys.modules["autoquant.apply"], "apply", no_work)
     monkeypatch.setattr(bench, "final_round", no_work)
     monkeypatch.setattr("autoquant.study.search", no_work)
     again = run_benchmark(TINY, cache=cache, log=lambda _: None)

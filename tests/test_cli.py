@@ -28,7 +28,7 @@ def test_demo_prints_the_measurement_table(capsys):
 
 def test_bad_model_name_is_a_usage_error(capsys):
     assert main(["demo", "--model", "vgg"]) == 2
-    assert "'model' parameter must be one of" in capsys.readouterr().err
+    assert "The 'model' setting must be a zoo model" in capsys.readouterr().err
 
 
 import json  # noqa: E402

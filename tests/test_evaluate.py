@@ -71,10 +71,12 @@ def test_flips_are_only_counted_for_single_label_classification():
     assert answers.classes.tolist() == [1, 0, 1]
     other = Answers(torch.tensor([1, 1, 1]), labels, scores)
     assert count_flips(other, answers) == 1
-    assert predicted_answers(torch.randn(3), torch.randn(3)) is None  # regression
-    assert predicted_answers(torch.randn(3, 1), torch.randn(3, 1)) is None
-    assert predicted_answers(torch.randn(3, 4, 5), torch.zeros(3, 4, dtype=torch.long)) is None
-    assert predicted_answers(scores, torch.ones(3, 2, dtype=torch.long)) is None  # multi-label
+    # no single class to agree on: no classes, so no flips (the outputs are kept for SQNR)
+    assert predicted_answers(torch.randn(3), torch.randn(3)).classes is None  # regression
+    assert predicted_answers(torch.randn(3, 1), torch.randn(3, 1)).classes is None
+    sequence = predicted_answers(torch.randn(3, 4, 5), torch.zeros(3, 4, dtype=torch.long))
+    assert sequence.classes is None and count_flips(sequence, sequence) is None
+    assert predicted_answers(scores, torch.ones(3, 2, dtype=torch.long)).classes is None
     assert count_flips(None, answers) is None
 
 
@@ -138,15 +140,17 @@ def test_float_answers_passed_in_give_the_same_flips():
 def test_score_refuses_a_metric_out_of_range(cnn_task):
     with pytest.raises(DataError, match="score in \\[0, 1\\]"):
         score(cnn_task.model, cnn_task.validation_data, lambda out, y: 97.0)
-    with pytest.raises(DataError, match="score in \\[0, 1\\]"):
+    with pytest.raises(DataError, match="returned NaN"):
         score(cnn_task.model, cnn_task.validation_data, lambda out, y: float("nan"))
+    with pytest.raises(DataError, match="must return a number. Got str"):
+        score(cnn_task.model, cnn_task.validation_data, lambda out, y: "high")
 
 
 def test_model_output_that_does_not_fit_the_metric(cnn_task):
     def needs_2d(outputs, targets):
         return (outputs.argmax(dim=2) == targets).float().mean().item()
 
-    with pytest.raises(DataError, match="metric failed on the model's output \\(output shape"):
+    with pytest.raises(DataError, match="'needs_2d' failed on the model's output \\(output shape"):
         score(cnn_task.model, cnn_task.validation_data, needs_2d)
 
 

@@ -27,14 +27,15 @@ WITH_FLOAT = parse_space(
 
 @pytest.fixture
 def count_apply(monkeypatch):
+    """The configurations trials built (the final round's rebuilds are not counted)."""
     calls = []
-    original = trial_module.apply
+    original = trial_module.Evaluator.__call__
 
-    def counting(model, config, *args, **kwargs):
+    def counting(self, config):
         calls.append(config)
-        return original(model, config, *args, **kwargs)
+        return original(self, config)
 
-    monkeypatch.setattr(trial_module, "apply", counting)
+    monkeypatch.setattr(trial_module.Evaluator, "__call__", counting)
     return calls
 
 

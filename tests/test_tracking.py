@@ -85,6 +85,23 @@ def test_one_parent_and_a_child_per_trial(tracked_study):
     ):
         assert params[key], key
     assert params["model"] == "outlier_mlp" and params["budget"] == "1pt"
+    assert params["metric"] == "top1" and params["label_free"] == "False"
+
+
+def test_runs_carry_their_data_sets_and_source_tags(tracked_study):
+    _, _, runs, _, _ = tracked_study
+    parent = next(r for r in runs if r.data.tags.get("autoquant.role") == "study")
+    inputs = {
+        next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset
+        for i in parent.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"calibration", "validation", "test", "train"}
+    examples = {k: json.loads(d.profile)["num_examples"] for k, d in inputs.items()}
+    assert examples == {"calibration": 180, "validation": 270, "test": 270, "train": 1077}
+    assert inputs["validation"].name == "digits-validation" and len(inputs["test"].digest) == 16
+    assert len({d.digest for d in inputs.values()}) == 4  # different data, different digests
+    for run in runs:  # MLflow's standard tags, which create_run alone does not set
+        assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.type"], run.info
 
 
 def test_child_runs_match_the_study(tracked_study):

@@ -10,6 +10,7 @@ from torch import nn
 from torch.ao.quantization import QConfigMapping, QuantWrapper, convert, prepare
 from torch.ao.quantization.fx import utils as fx_utils
 
+from autoquant.data import call
 from autoquant.layers import quantizable_layers
 
 #: Layer types eager mode can quantize one by one behind a QuantStub/DeQuantStub pair.
@@ -75,9 +76,9 @@ def _float_region(model: nn.Module, kept: list[str]) -> list[str]:
 
 
 @torch.no_grad()
-def calibrate(model: nn.Module, inputs: Sequence[torch.Tensor]) -> None:
+def calibrate(model: nn.Module, inputs: Sequence) -> None:
     for x in inputs:
-        model(x)
+        call(model, x)
 
 
 def fx_trace_error(model: nn.Module) -> str | None:

@@ -42,19 +42,44 @@ def require_torchao():
     return torchao
 
 
-def export_program(model: nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
-    """``torch.export`` of ``model`` on ``example`` with a dynamic batch dimension, so the
-    exported graph runs on any batch size. Non-strict: strict export clears Dynamo's caches,
-    so every model compiled before it in the process would compile again."""
+def export_program(model: nn.Module, example) -> torch.export.ExportedProgram:
+    """``torch.export`` of ``model`` on the model inputs ``example`` (a tensor, positional or
+    keyword arguments) with a dynamic batch dimension on every input tensor, so the exported
+    graph runs on any batch size. Non-strict: strict export clears Dynamo's caches, so every
+    model compiled before it in the process would compile again."""
+    from autoquant.data import as_args
+
+    args, kwargs = as_args(example)
+
+    def dynamic(value):
+        if isinstance(value, torch.Tensor):
+            return {0: torch.export.Dim.AUTO} if value.dim() else None
+        if isinstance(value, dict):
+            return {k: dynamic(v) for k, v in value.items()}
+        if isinstance(value, (tuple, list)):
+            return type(value)(dynamic(v) for v in value)
+        return None
+
+    shapes = dynamic(args)
+    if kwargs:  # with keyword arguments, export keys the shapes by argument name
+        names = _positional_names(model, len(args))
+        shapes = {**dict(zip(names, shapes, strict=True)), **dynamic(kwargs)}
     try:
-        return torch.export.export(
-            model, (example,), dynamic_shapes=({0: torch.export.Dim.AUTO},), strict=False
-        )
+        return torch.export.export(model, args, kwargs=kwargs, dynamic_shapes=shapes, strict=False)
     except Exception as err:  # noqa: BLE001 - any export failure means "this engine cannot"
         raise UnsupportedError(
             f"torch.export cannot capture this model, which the torchao engine needs: "
             f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
         ) from None
+
+
+def _positional_names(model: nn.Module, count: int) -> list[str]:
+    """The names of the first ``count`` parameters of ``model.forward`` (export keys dynamic
+    shapes by argument name when keyword arguments are given too)."""
+    import inspect
+
+    names = list(inspect.signature(model.forward).parameters)
+    return names[:count] if len(names) >= count else [f"arg{i}" for i in range(count)]
 
 
 def linear_filter(chosen: Iterable[str], multiple_of: int = 1) -> Callable[[nn.Module, str], bool]:

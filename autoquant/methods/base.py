@@ -6,10 +6,10 @@ import abc
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
-import torch
 from torch import nn
 
 from autoquant.config import QuantConfig
+from autoquant.data import Adapter
 
 #: Measured with torch 2.14.1: torch.compile of a torch.ao quantized model falls back to eager
 #: ("quantized nyi in meta tensors"), so it would be timed as compiled and gain nothing.
@@ -86,9 +86,10 @@ class Method(abc.ABC):
         config: QuantConfig,
         *,
         layers: Sequence[str],
-        calibration_inputs: Sequence[torch.Tensor],
+        calibration_inputs: Sequence,
         train_data: Sequence | None,
         loss_fn: Callable | None,
+        adapter: Adapter,
     ) -> nn.Module:
         """Return the quantized model.
 
@@ -96,8 +97,11 @@ class Method(abc.ABC):
             model: A deep copy of the user's model, in eval mode.
             config: The validated configuration.
             layers: Names of the quantizable layers to quantize (those kept in float removed).
-            calibration_inputs: ``config.calibration_batches`` input tensors (or fewer when the
-                method needs none).
-            train_data: Training batches ``(inputs, targets)`` when ``needs_training``.
+            calibration_inputs: Up to ``config.calibration_batches`` model inputs (a tensor,
+                positional or keyword arguments: call the model with ``autoquant.data.call``),
+                or one when the method needs no calibration.
+            train_data: Training batches when ``needs_training``.
             loss_fn: The training loss when ``needs_training``.
+            adapter: Reads the training batches (``adapter.inputs``, ``adapter.targets``) and
+                picks the tensor the loss takes from the outputs (``adapter.output``).
         """

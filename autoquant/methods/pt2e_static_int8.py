@@ -96,6 +96,11 @@ def _export_for_quantizer(model, example):
             continue
         if name and not any(True for _ in module.children()):
             node.meta["source_fn_stack"] = [(call, type(module))]
+    # Non-strict export keeps computations whose result nothing reads (a BERT pooler's tanh
+    # when only the hidden states are returned); the quantizer then finds a pattern with no
+    # output node and fails with IndexError in _get_output_nodes_of_partitions.
+    graph.graph.eliminate_dead_code()
+    graph.recompile()
     return graph
 
 

@@ -3,6 +3,7 @@
 import torch
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_qat_fx
 
+from autoquant.data import as_args, call
 from autoquant.errors import UnsupportedError
 from autoquant.methods import register_method
 from autoquant.methods._static import (
@@ -45,7 +46,9 @@ class QatInt8(Method):
     def unsupported_reason(self, config):
         return super().unsupported_reason(config) or static_restriction(config)
 
-    def quantize(self, model, config, *, layers, calibration_inputs, train_data, loss_fn, **_):
+    def quantize(
+        self, model, config, *, layers, calibration_inputs, train_data, loss_fn, adapter, **_
+    ):
         trace_error = fx_trace_error(model)
         if trace_error is not None:
             raise UnsupportedError(
@@ -54,15 +57,16 @@ class QatInt8(Method):
             )
         mapping = qconfig_mapping(model, qat_qconfig(config), layers)
         with releasing_fx_models():
-            prepared = prepare_qat_fx(model.train(), mapping, (calibration_inputs[0],))
+            prepared = prepare_qat_fx(model.train(), mapping, as_args(calibration_inputs[0])[0])
             optimizer = torch.optim.SGD(prepared.parameters(), lr=config.qat_lr, momentum=0.9)
             # Seeded in a forked RNG: the same config rebuilds the same model (dropout
             # included) without touching the caller's random state.
             with torch.random.fork_rng():
                 torch.manual_seed(0)
                 for _ in range(config.qat_epochs):
-                    for inputs, targets in train_data:
+                    for batch in train_data:
                         optimizer.zero_grad()
-                        loss_fn(prepared(inputs), targets).backward()
+                        outputs = adapter.output(call(prepared, adapter.inputs(batch)))
+                        loss_fn(outputs, adapter.targets(batch)).backward()
                         optimizer.step()
             return convert_fx(prepared.eval())

@@ -2,6 +2,7 @@
 
 from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
+from autoquant.data import as_args
 from autoquant.errors import UnsupportedError
 from autoquant.methods import register_method
 from autoquant.methods._static import (
@@ -47,7 +48,7 @@ class StaticInt8(Method):
         if trace_error is None:
             mapping = qconfig_mapping(model, qconfig, layers)
             with releasing_fx_models():
-                prepared = prepare_fx(model, mapping, (calibration_inputs[0],))
+                prepared = prepare_fx(model, mapping, as_args(calibration_inputs[0])[0])
                 calibrate(prepared, calibration_inputs)
                 return convert_fx(prepared)
         model, wrapped = eager_wrap_quantize(model, qconfig, layers, calibration_inputs)

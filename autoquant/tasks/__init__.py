@@ -51,7 +51,8 @@ def get_task(
     """Built-in task ``name`` with a zoo model name or a module of the user's."""
     if name not in TASKS:
         raise ConfigError(
-            f"The 'task' parameter must be one of {list(TASKS)}. Got {name!r} instead."
+            f"The 'task' parameter must be one of {[*TASKS, 'imagefolder', 'tensors']} or "
+            f"'module:attr' naming your own Task. Got {name!r} instead."
         )
     return TASKS[name](model, model_name=model_name, log=log)
 

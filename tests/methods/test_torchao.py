@@ -14,7 +14,7 @@ from torch import nn
 from autoquant import QuantConfig, UnsupportedError, apply, capabilities
 from autoquant.evaluate import evaluate, score
 from autoquant.export import EXPORTED_FILE, load, save
-from tests.models import ResidualCNN
+from tests.models import ResidualCNN, UnusedPoolerMLP
 
 PT2E = [
     QuantConfig("pt2e_static_int8", "x86", calibration_batches=4),
@@ -269,3 +269,15 @@ def test_pt2e_quantizes_a_residual_block_whose_relu_is_called_twice(cnn_task):
     x = cnn_task.validation_data[0][0]
     with torch.no_grad():
         torch.testing.assert_close(quantized(x), model(x), atol=0.1, rtol=0.1)
+
+
+def test_pt2e_quantizes_a_model_with_an_unused_branch(mlp_task):
+    # Without removing the dead pooler from the exported graph, X86InductorQuantizer fails
+    # with IndexError on its Linear-Tanh pattern (seen on a BERT encoder).
+    model = UnusedPoolerMLP()
+    config = QuantConfig(method="pt2e_static_int8", calibration_batches=2)
+    quantized = apply(model, config, mlp_task.calibration_data)
+    assert quantized.layer_map["mlp.fc1"]["quantized"]
+    assert score(quantized, mlp_task.validation_data, "top1") >= (
+        score(model, mlp_task.validation_data, "top1") - 0.03
+    )
