@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autoquant.data import call, first_examples
+from autoquant.data import call, concat, first_examples
 from autoquant.evaluate import measure_latency, serialized_size
 from autoquant.layers import quantizable_layers
 from autoquant.methods import available_methods, get_method
@@ -49,6 +49,10 @@ class ModelReport:
     #: The Linear layer that runs last (the classifier of most models), None when the last
     #: quantizable layer to run is not a Linear.
     output_linear: str | None = None
+    #: Why torch.export cannot capture the model (None when it can).
+    export_error: str | None = None
+    #: Methods this model cannot take, each with the reason (what cannot capture it).
+    unavailable: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def table(self) -> str:
         from autoquant.report import format_table
@@ -139,15 +143,15 @@ def inspect(model: nn.Module, example: Any) -> ModelReport:
         for x in layers
     ]
     error = fx_trace_error(model)
+    export_error = _export_error(model, example)
     modules = dict(model.named_modules())
     last = next(reversed(macs), None)  # the layer whose last call came last
     kinds = {
         "dynamic": any(type(modules[x.name]) in DYNAMIC_TYPES for x in layers),
         "static": error is None or any(type(modules[x.name]) in EAGER_TYPES for x in layers),
         "qat": error is None and bool(layers),
-        # torchao: PT2E goes through torch.export, not FX (a failure shows when a trial runs);
-        # quantize_ replaces Linear weights only
-        "pt2e": bool(layers),
+        # torchao: PT2E goes through torch.export, not FX; quantize_ replaces Linear weights
+        "pt2e": export_error is None and bool(layers),
         "linear": any(isinstance(modules[x.name], nn.Linear) for x in layers),
     }
     needs = {
@@ -159,6 +163,22 @@ def inspect(model: nn.Module, example: Any) -> ModelReport:
         "torchao_dynamic_int8": "linear",
         "torchao_weight_only_int8": "linear",
         "torchao_int4_weight_only": "linear",
+    }
+    why = {
+        "dynamic": "it has no Linear or recurrent layer for dynamic quantization",
+        "static": f"torch.fx cannot trace it ({error}) and it has no Linear or Conv to wrap",
+        "qat": f"it needs a torch.fx graph and torch.fx cannot trace the model ({error})"
+        if error
+        else "it has no quantizable layer",
+        "pt2e": f"it needs torch.export and torch.export cannot capture the model ({export_error})"
+        if export_error
+        else "it has no quantizable layer",
+        "linear": "it has no Linear layer",
+    }
+    unavailable = {
+        name: why[needs[name]]
+        for name in available_methods()
+        if name in needs and not kinds.get(needs[name], False)
     }
     methods = {}
     for name in available_methods():
@@ -203,4 +223,19 @@ def inspect(model: nn.Module, example: Any) -> ModelReport:
         size_bytes=serialized_size(model),
         features=features,
         output_linear=last if last and isinstance(modules[last], nn.Linear) else None,
+        export_error=export_error,
+        unavailable=unavailable,
     )
+
+
+def _export_error(model: nn.Module, example: Any) -> str | None:
+    """None when torch.export captures ``model`` on ``example``; otherwise why not."""
+    from autoquant.errors import UnsupportedError
+    from autoquant.methods._torchao import export_program
+
+    try:
+        with torch.no_grad():
+            export_program(model, concat([example, example]))  # batch 1 would be specialized
+    except UnsupportedError as err:
+        return str(err).split(": ", 1)[-1]
+    return None

@@ -16,6 +16,13 @@ PLAIN_RECIPES: dict[str, QuantConfig] = {
     "static int8 x86 per-channel": QuantConfig(method="static_int8", backend="x86"),
 }
 
+#: Beside float in every final round: the plain recipes and fp16 dynamic quantization of every
+#: Linear, the three things a person tries by hand, timed head to head with the search's best.
+FINAL_ROUND_RECIPES: dict[str, QuantConfig] = {
+    **PLAIN_RECIPES,
+    "quantize_dynamic Linear float16": QuantConfig(method="dynamic_fp16"),
+}
+
 #: The option that loses nothing: the float model compiled with Inductor (weights frozen). A
 #: study whose space offers ``compile: inductor`` tries it among its first trials.
 COMPILED_FLOAT = QuantConfig(method="fp32", compile="inductor")

@@ -324,7 +324,7 @@ def recommend(
     measurement, scored on the held-out test data. The choice among the finalists uses that
     final timing, so the table a person reads is the one the choice was made on.
     """
-    from autoquant.recipes import PLAIN_RECIPES
+    from autoquant.recipes import FINAL_ROUND_RECIPES
 
     complete = [r for r in records if r.metrics and r.duplicate_of is None]
     feasible = [r for r in complete if r.feasible]
@@ -346,7 +346,7 @@ def recommend(
     finalists += [
         # a recipe that already failed in the study is not run again
         Finalist(label, config, error=failed.get(config.canonical().to_json()))
-        for label, config in PLAIN_RECIPES.items()
+        for label, config in FINAL_ROUND_RECIPES.items()
     ]
     finalists += [
         Finalist(f"trial {r.number}: {r.config.label()}", r.config, r) for r in finalist_records

@@ -30,7 +30,7 @@ from autoquant.analysis import inspect
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
 from autoquant.data import calibration_note, first_examples
-from autoquant.errors import ConfigError
+from autoquant.errors import ConfigError, UnsupportedError
 from autoquant.evaluate import (
     Metrics,
     Scenario,
@@ -117,11 +117,12 @@ class Objective:
         self.subset = batches[: max(1, len(batches) // 4)]
         self.example = example_batch(task.validation_data, scenario.batch_size, task)
         self.report = inspect(task.model, first_examples(self.example))
+        self.space = self._capturable(space)
         self.sensitive_first: list[str] = []
         self.sensitivity: list[dict] = []
         self.sensitivity_seconds = 0.0
         # What the user should know about how the search ran on this model and data.
-        self.notes: list[str] = []
+        # (the methods left out are noted first, by _capturable)
         if task.label_free:
             self.notes.append(
                 f"Label-free: the metric {task.metric.name!r} compares each candidate with the "
@@ -132,6 +133,26 @@ class Objective:
         self.evaluate = None
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
+
+    def _capturable(self, space: SearchSpace) -> SearchSpace:
+        """``space`` without the methods the model cannot take (probed once by ``inspect``:
+        torch.fx tracing, torch.export capture, the layers a method needs), each noted with
+        its reason, so no trial is spent on a method that can only fail."""
+        self.notes = []
+        left_out = {
+            m: self.report.unavailable[m] for m in space.methods if m in self.report.unavailable
+        }
+        for method, reason in left_out.items():
+            note = f"{method} is left out of the search: {reason}."
+            self.notes.append(note)
+            self.log(f"note: {note}")
+        kept = tuple(m for m in space.methods if m not in left_out)
+        if not kept:
+            raise UnsupportedError(
+                f"No method of the space {space.name!r} can take this model: "
+                + " ".join(self.notes)
+            )
+        return dataclasses.replace(space, methods=kept) if left_out else space
 
     # -- set-up, once per study ------------------------------------------------------------
     def prepare(self, study: optuna.Study) -> None:
@@ -272,7 +293,10 @@ class Objective:
                 # Ctrl-C during torch.compile comes back wrapped in a compile error: it is
                 # still the user stopping the study, not a failed configuration.
                 raise KeyboardInterrupt from err
-            trial.set_user_attr("failure", f"{type(err).__name__}: {str(err).strip()[:500]}")
+            failure = f"{type(err).__name__}: {str(err).strip()[:500]}"
+            trial.set_user_attr("failure", failure)
+            # One line, not Optuna's traceback (its warnings are silenced in open_search).
+            self.log(f"trial {trial.number} failed: {config.label()}: {failure.splitlines()[0]}")
             trial.set_user_attr("failed_after_seconds", time.time() - started)
             with self._lock:
                 if self._seen.get(key) == trial.number:
@@ -605,7 +629,8 @@ def open_search(
     check_int("search", "n_jobs", n_jobs, low=1)
     study_name = study_name or default_study_name(task, space, objective, budget, scenario)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar says it better
+    # The progress bar says it better; a failed trial prints its own one line (Objective).
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     started = time.perf_counter()
     runner = Objective(
         task,
@@ -673,6 +698,7 @@ def join_search(
             f"`autoquant search --storage ... --study {study_name}` first."
         )
     settings = attrs["settings"]
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # as open_search
     task = build_task(Experiment(**attrs["experiment"]), log=log)
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings["space"].items()}
     space = SearchSpace(**fields)

@@ -164,3 +164,18 @@ class UnusedPoolerMLP(nn.Module):
         logits = self.mlp(x)
         self.act(self.pooler(logits))  # computed, never read
         return logits
+
+
+class BranchingMLP(nn.Module):
+    """The zoo MLP behind a branch on the data's values: torch.fx cannot trace it and
+    torch.export cannot capture it (the branch depends on the input), eager runs it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = load_zoo_model("mlp", log=lambda _: None)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.max() > 100:  # never true of real digits
+            x = x / 16
+        return self.mlp(x)

@@ -99,3 +99,31 @@ def test_two_workers_share_a_study(tmp_path):
             return {**config, "backend": engine}
 
         assert untied(again.config.to_dict()) == untied(saved["config"])
+
+
+def test_two_workers_search_a_yaml_experiment_naming_a_task(tmp_path):
+    """The task is the user's own (module:attr, dict batches): each worker imports it by name."""
+    with local_postgres() as url:
+        (tmp_path / "own.yaml").write_text(
+            "task: tests.own_task:keyword_task\nspace: quick\nbudget: 2pt\ntrials: 8\n"
+            f"storage: {url}\nstudy: own-task\nout: out\n"
+        )
+        command = [sys.executable, "-m", "autoquant.cli", "search", "own.yaml", "--workers", "2"]
+        command += ["--no-tracking"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        result = subprocess.run(
+            command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+        )
+        assert result.returncode in (0, 3), result.stderr[-3000:]
+        ran = [
+            int(line.split()[3])
+            for line in result.stdout.splitlines()
+            if line.startswith("worker done: ran")
+        ]
+        assert len(ran) == 2 and min(ran) >= 1
+        study = optuna.load_study(study_name="own-task", storage=url)
+        assert study.user_attrs["experiment"]["task"] == "tests.own_task:keyword_task"
+        finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        assert len(finished) >= 8
+        saved = json.loads((tmp_path / "out" / "config.json").read_text())
+        assert saved["metrics"]["float_accuracy"] > 0.9  # scored on the dict batches' labels

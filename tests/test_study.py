@@ -11,7 +11,7 @@ from autoquant.methods import get_method
 from autoquant.space import parse_space
 from autoquant.study import search
 from autoquant.tasks import digits_task
-from tests.models import OutlierMLP
+from tests.models import BranchingMLP, OutlierMLP
 
 INT8_ONLY = parse_space(
     "methods: [static_int8, dynamic_int8]\nbackends: [x86]\nactivation_observers: [minmax]\n"
@@ -272,3 +272,30 @@ def test_trials_within_a_trials_noise_of_the_fastest_also_reach_the_final_round(
     assert [r.number for r in shortlist(records, "latency")] == [0, 1, 2, 3, 4, 5]
     assert [r.number for r in shortlist(records[:4] + records[7:], "latency")] == [0, 1, 2, 3]
     assert len(shortlist(records, "size")) == 4
+
+
+def test_methods_the_model_cannot_take_are_left_out_with_the_reason(capfd):
+    task = digits_task(BranchingMLP(), model_name="branching")  # no torch.fx, no torch.export
+    said = []
+    rec = search(task, "1pt", "default", n_trials=8, progress=False, log=said.append)
+    left_out = {"qat_int8": "torch.fx cannot trace", "pt2e_static_int8": "torch.export cannot"}
+    for method, reason in left_out.items():
+        note = next(n for n in rec.notes if n.startswith(f"{method} is left out"))
+        assert reason in note and f"note: {note}" in said
+    assert not {r.config.method for r in rec.records} & set(left_out)
+    assert rec.records and "Traceback" not in capfd.readouterr().err
+
+
+def test_a_failed_trial_prints_one_line(cnn_task, monkeypatch, capfd):
+    method = get_method("dynamic_int8")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("injected failure\nwith a second line")
+
+    monkeypatch.setattr(method, "quantize", broken)
+    said = []
+    search(cnn_task, "1pt", INT8_ONLY, n_trials=4, progress=False, log=said.append)
+    failed = [line for line in said if " failed: " in line]
+    assert failed and all(line.endswith("RuntimeError: injected failure") for line in failed)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "injected failure" not in err  # not Optuna's warning
