@@ -74,9 +74,12 @@ class ModelReport:
             f"float latency {self.float_latency_ms:.3f} ms (batch 1, 1 thread)",
             "torch.fx: "
             + ("traceable" if self.fx_traceable else f"NOT traceable: {self.fx_error}"),
+            "torch.export: "
+            + ("captures it" if self.export_error is None else f"FAILS: {self.export_error}"),
             f"classifier (the Linear that runs last): {self.output_linear or 'none'}",
             "methods that apply (backends): "
             + "; ".join(f"{m} ({', '.join(b)})" for m, b in self.methods.items()),
+            *[f"left out: {m}: {why}" for m, why in self.unavailable.items()],
         ]
         return "\n".join(lines)
 

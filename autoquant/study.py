@@ -136,12 +136,17 @@ class Objective:
 
     def _capturable(self, space: SearchSpace) -> SearchSpace:
         """``space`` without the methods the model cannot take (probed once by ``inspect``:
-        torch.fx tracing, torch.export capture, the layers a method needs), each noted with
-        its reason, so no trial is spent on a method that can only fail."""
+        torch.fx tracing, torch.export capture, the layers a method needs; or training data
+        the task lacks), each noted with its reason, so no trial is spent on a method that can
+        only fail."""
         self.notes = []
         left_out = {
             m: self.report.unavailable[m] for m in space.methods if m in self.report.unavailable
         }
+        if self.task.train_data is None:
+            for m in space.methods:
+                if get_method(m).needs_training and m not in left_out:
+                    left_out[m] = "it fine-tunes the model and the task has no train_data"
         for method, reason in left_out.items():
             note = f"{method} is left out of the search: {reason}."
             self.notes.append(note)

@@ -304,7 +304,8 @@ class MlflowTracker:
 
     def finish_study(self, study: optuna.Study, rec, example: torch.Tensor | None = None) -> str:
         """Log the recommendation (config, metrics, explanation, model, plots) on the parent
-        run and end it. Returns the logged model's URI."""
+        run and end it. Returns the logged model's URI ("" when MLflow cannot hold the model:
+        the run's tag ``autoquant.model_not_logged`` says why)."""
         from autoquant.export import (
             compile_note,
             deploys_compiled,
@@ -354,11 +355,19 @@ class MlflowTracker:
             plots_dir = self.out_dir or Path(tmp) / "plots"
             for path in save_plots(rec, plots_dir):
                 self.client.log_artifact(run_id, str(path), "plots")
-        if is_exported(rec.config):
-            model_uri = self._log_exported(run_id, rec.model.module, example)
+        try:
+            if is_exported(rec.config):
+                model_uri = self._log_exported(run_id, rec.model.module, example)
+            else:
+                model_uri = self._log_model(run_id, to_torchscript(rec.model, example), example)
+        except Exception as err:  # noqa: BLE001 - the study's record matters more than the file
+            # Neither MLflow format holds every model (a dataclass output, keyword inputs for
+            # pt2): the weights and config are logged above, and the run says why.
+            reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
+            self.client.set_tag(run_id, "autoquant.model_not_logged", reason)
+            model_uri = ""
         else:
-            model_uri = self._log_model(run_id, to_torchscript(rec.model, example), example)
-        self.client.set_tag(run_id, "autoquant.model_uri", model_uri)
+            self.client.set_tag(run_id, "autoquant.model_uri", model_uri)
         self.client.set_terminated(run_id, "FINISHED")
         return model_uri
 
@@ -461,6 +470,8 @@ def _numpy_example(example: Any) -> Any:
         return example.numpy()
     if isinstance(example, dict):
         return {k: v.numpy() for k, v in example.items() if isinstance(v, torch.Tensor)}
+    if isinstance(example, (tuple, list)) and all(isinstance(v, torch.Tensor) for v in example):
+        return tuple(v.numpy() for v in example)
     return None
 
 

@@ -174,3 +174,19 @@ def test_bad_input_exits_2_before_any_work(case, tmp_path, capsys):
     assert code == 2, err
     assert message in err and "Traceback" not in err
     _stores_are_empty(tmp_path)
+
+
+def test_a_model_mlflow_cannot_hold_still_gets_its_study_logged(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    flags = ["--task", "tests.own_task:keyword_task", "--space", "quick", "--trials", "3"]
+    code = main(["search", *flags, "--storage", "sqlite:///studies.db", "--tracking-uri", uri])
+    assert code in (0, 3)
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    parent = next(r for r in runs if r.data.tags.get("autoquant.role") == "study")
+    assert parent.info.status == "FINISHED"
+    assert "ClassifierOutput" in parent.data.tags["autoquant.model_not_logged"]
+    contexts = {t.value for i in parent.inputs.dataset_inputs for t in i.tags}
+    assert contexts == {"calibration", "validation", "test"}

@@ -299,3 +299,15 @@ def test_a_failed_trial_prints_one_line(cnn_task, monkeypatch, capfd):
     assert failed and all(line.endswith("RuntimeError: injected failure") for line in failed)
     err = capfd.readouterr().err
     assert "Traceback" not in err and "injected failure" not in err  # not Optuna's warning
+
+
+def test_qat_is_left_out_of_a_task_without_training_data():
+    from tests.own_task import keyword_task
+
+    space = parse_space(
+        "methods: [static_int8, qat_int8]\nbackends: [x86]\ncalibration_batches: [2]\n",
+        name="with-qat",
+    )
+    rec = search(keyword_task(), "2pt", space, n_trials=2, progress=False, log=lambda _: None)
+    assert any(n.startswith("qat_int8 is left out") and "no train_data" in n for n in rec.notes)
+    assert {r.config.method for r in rec.records} == {"static_int8"}

@@ -66,7 +66,13 @@ class QatInt8(Method):
                 for _ in range(config.qat_epochs):
                     for batch in train_data:
                         optimizer.zero_grad()
+                        targets = adapter.targets(batch)
+                        if targets is None:
+                            raise UnsupportedError(
+                                "qat_int8 trains on targets, and the training batches carry "
+                                "none (give (inputs, targets) batches or a target_fn)."
+                            )
                         outputs = adapter.output(call(prepared, adapter.inputs(batch)))
-                        loss_fn(outputs, adapter.targets(batch)).backward()
+                        loss_fn(outputs, targets).backward()
                         optimizer.step()
             return convert_fx(prepared.eval())
