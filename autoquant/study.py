@@ -69,6 +69,9 @@ WARM_STARTS = ("rules", "history", "none")
 HISTORY_STUDIES = "Warm start learned from past studies: "
 HISTORY_PICKS = "History's picks, after each of the rules': "
 
+#: Failures of one method on one backend, with one error, after which it is not tried again.
+REPEATED_FAILURES = 2
+
 FINISHED = (
     optuna.trial.TrialState.COMPLETE,
     optuna.trial.TrialState.PRUNED,
@@ -289,6 +292,7 @@ class Objective:
                 values = self._repeat(trial, earlier)
             else:
                 self._skip_if_twin_holds(trial, config)
+                self._skip_if_failing_the_same_way(trial, config)
                 values = self._evaluate(trial, config)
         except optuna.TrialPruned:
             self._log(trial, config, "pruned", started)
@@ -333,6 +337,29 @@ class Objective:
         trial.set_user_attr("violation", violation)
         trial.set_constraint("budget", violation)
         return self._values(metrics)
+
+    def _skip_if_failing_the_same_way(self, trial: optuna.Trial, config: QuantConfig) -> None:
+        """Prune ``config`` when its method on its backend already failed ``REPEATED_FAILURES``
+        times on this model with the same error: another observer or layer choice will not
+        help (seen: PT2E on qnnpack failed 7 of a MiniLM study's 30 trials with one IndexError),
+        and the trials are better spent elsewhere."""
+        failures: dict[str, int] = {}
+        for other in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+            earlier = other.user_attrs.get("config")
+            failure = other.user_attrs.get("failure")
+            if not earlier or not failure:
+                continue
+            if (earlier["method"], earlier["backend"]) == (config.method, config.backend):
+                failures[failure] = failures.get(failure, 0) + 1
+        failure, count = max(failures.items(), key=lambda item: item[1], default=("", 0))
+        if count >= REPEATED_FAILURES:
+            reason = (
+                f"{config.method} on {config.backend} failed {count} times on this model with "
+                f"the same error ({failure.splitlines()[0][:200]}), so it was not run again"
+            )
+            trial.set_user_attr("pruned_reason", reason)
+            trial.set_user_attr("pruned_after_seconds", 0.0)
+            raise optuna.TrialPruned(reason)
 
     def _skip_if_twin_holds(self, trial: optuna.Trial, config: QuantConfig) -> None:
         """Prune ``config`` when its method builds models like another's (``deploys_as``: QAT

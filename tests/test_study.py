@@ -134,6 +134,27 @@ def test_failed_trial_is_recorded_and_the_study_goes_on(cnn_task, monkeypatch):
     assert rec.counts["complete"] > 0 and rec.feasible
 
 
+def test_a_method_failing_the_same_way_twice_is_not_run_again(cnn_task, monkeypatch):
+    method = get_method("dynamic_int8")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("kernel exploded")
+
+    monkeypatch.setattr(method, "quantize", broken)
+    space = parse_space(
+        "methods: [fp32, dynamic_int8]\nbackends: [x86]\n"
+        "weight_observers: [minmax, per_channel_minmax]\n",
+        name="dynamic-only",
+    )
+    rec = search(cnn_task, "1pt", space, n_trials=8, warm_start="none", **quiet())
+    dynamic = [r for r in rec.records if r.config.method == "dynamic_int8"]
+    assert len([r for r in dynamic if r.state == "failed"]) == 2
+    skipped = [r for r in dynamic if r.state == "pruned"]
+    assert skipped and all(
+        "failed 2 times on this model with the same error" in r.failure for r in skipped
+    )
+
+
 def test_a_configuration_is_evaluated_once(cnn_task, count_apply):
     rec = search(cnn_task, "1pt", "quick", n_trials=12, **quiet())
     duplicates = [r for r in rec.records if r.duplicate_of is not None]
