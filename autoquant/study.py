@@ -698,7 +698,7 @@ def open_search(
             first = list(warm_start)
         enqueue(
             study,
-            space,
+            runner.space,  # without the methods the model cannot take
             runner.layers,
             runner.sensitive_first,
             [*first, *PLAIN_RECIPES.values(), COMPILED_FLOAT],
