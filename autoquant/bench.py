@@ -649,6 +649,10 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "**no**"
 
 
+#: Where RESULTS.md's hand-run sections begin; ``write_report`` keeps them.
+KEPT_SECTIONS = "<!-- sections below: other experiments, kept by autoquant bench -->"
+
+
 def write_report(
     cells: list[Cell],
     plan: Plan,
@@ -752,7 +756,10 @@ def write_report(
             "",
         ]
         lines += [f"- {item}" for item in skipped]
-    path.write_text("\n".join(lines) + "\n")
+    # Sections measured by other experiments (the pretrained models) follow a marker and are
+    # kept when the benchmark's own part is written again.
+    kept = path.read_text().partition(KEPT_SECTIONS)[1:] if path.exists() else ("", "")
+    path.write_text("\n".join(lines) + "\n" + "".join(kept))
 
 
 def plot(cells: list[Cell], path: Path) -> None:

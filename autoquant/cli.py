@@ -522,6 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find the fastest or smallest quantized PyTorch model within an "
         "accuracy-drop budget.",
     )
+    from importlib.metadata import version
+
+    parser.add_argument("--version", action="version", version=f"autoquant {version('autoquant')}")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
     verbs.required = True
 

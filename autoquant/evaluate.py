@@ -525,6 +525,8 @@ class Metrics:
     speedup_vs_compiled: float | None = None
     flips: int | None = None
     output_sqnr_db: float | None = None
+    metric: str = "top1"  # the task's metric ``accuracy`` holds
+    bounded: bool = True  # whether it lies in [0, 1] (``drop_points`` then in points)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -567,6 +569,8 @@ def make_metrics(
         speedup_vs_compiled=compiled.median_ms / candidate if compiled else None,
         flips=flips,
         output_sqnr_db=output_sqnr_db,
+        metric=metric.name,
+        bounded=metric.bounded,
     )
 
 

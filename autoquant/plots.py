@@ -106,7 +106,7 @@ def _importances(rec, path: Path) -> Path:
     names = list(rec.param_importances)[::-1]
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(names) + 1.5))
     ax.barh(names, [rec.param_importances[n] for n in names], color="tab:blue")
-    ax.set_xlabel("importance for the objective (fANOVA)")
+    ax.set_xlabel("importance for the objective (Optuna's default evaluator, PED-ANOVA)")
     ax.set_title("which choices mattered")
     return _save(fig, path)
 

@@ -31,7 +31,7 @@ def metrics_row(label: str, metrics) -> dict:
     """A table row of the figures a person compares candidates by."""
     return {
         "candidate": label,
-        "accuracy": f"{metrics.accuracy:.2%}",
+        "accuracy": f"{metrics.accuracy:.2%}" if metrics.bounded else f"{metrics.accuracy:.4g}",
         "drop (pt)": f"{metrics.drop_points:+.2f}",
         "flips": "" if metrics.flips is None else str(metrics.flips),
         "SQNR (dB)": _sqnr_text(metrics.output_sqnr_db),
@@ -78,9 +78,10 @@ def recommendation_markdown(rec, comparison: Sequence[dict]) -> str:
         *(["## Notes", "", *[f"- {note}" for note in rec.notes], ""] if rec.notes else []),
         "## Final round: float, the plain recipes and the best trials",
         "",
-        "Rebuilt and timed head to head in one interleaved measurement; accuracy on the "
-        "held-out test data; flips: test examples whose answer differs from float's; SQNR: "
-        "how closely the class scores follow float's (dB, higher is closer).",
+        "Rebuilt and timed head to head in one interleaved measurement; accuracy (the task's "
+        f"metric, {rec.metrics.metric}) on the held-out test data; flips: test examples whose "
+        "answer differs from float's; SQNR: how closely the outputs follow float's (dB, higher "
+        "is closer).",
         "",
         format_table(comparison, METRIC_COLUMNS, markdown=True),
         "",

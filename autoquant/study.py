@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 
 import optuna
 
-from autoquant._validation import check_choice, check_int
+from autoquant._validation import check_choice, check_float, check_int
 from autoquant.analysis import inspect
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
@@ -659,6 +659,9 @@ def open_search(
     if n_trials is not None:
         check_int("search", "n_trials", n_trials, low=1)
     check_int("search", "n_jobs", n_jobs, low=1)
+    for name, seconds in (("timeout", timeout), ("trial_timeout", trial_timeout)):
+        if seconds is not None:
+            check_float("search", name, seconds, low=0.0, high=math.inf, low_open=True)
     study_name = study_name or default_study_name(task, space, objective, budget, scenario)
 
     # The progress bar says it better; a failed trial prints its own one line (Objective).
@@ -775,7 +778,8 @@ def enqueue(
 
 
 def _importances(study: optuna.Study) -> dict[str, float]:
-    """fANOVA importances of the searched choices (first objective); empty when too few trials
+    """Importances of the searched choices for the first objective, by Optuna's default
+    evaluator (PED-ANOVA in Optuna 5, not fANOVA); empty when too few trials
     or conditional choices leave nothing common to compare."""
     try:
         with warnings.catch_warnings():

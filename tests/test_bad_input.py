@@ -155,3 +155,17 @@ def test_user_code_is_imported_only_when_named(capsys):
     assert "Cannot import 'no_such_module'" in capsys.readouterr().err
     assert main(["search", "--model", "tests.models:Missing", "--no-tracking"]) == 2
     assert "has no attribute 'Missing'" in capsys.readouterr().err
+
+
+def test_a_negative_timeout_is_refused_before_any_work(capsys):
+    code = main(["search", "--model", "mlp", "--timeout=-5", "--no-tracking", "--storage", ""])
+    assert code == 2
+    assert "'timeout' parameter of search must be a float in (0.0, inf]. Got -5" in (
+        capsys.readouterr().err
+    )
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("autoquant 0.")

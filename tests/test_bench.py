@@ -100,6 +100,12 @@ def test_report_and_cli(tiny_run, tmp_path):
     assert commit == bench.source_commit() != "unrecorded"
     assert f"Measured by autoquant commits: {commit} (cnn_outliers)" in text
     assert "| trials run |" in text and "| sweep's near-best holding on test |" in text
+    # a section another experiment wrote below the marker survives the report's rewrite
+    extra = f"{bench.KEPT_SECTIONS}\n## Pretrained models\n\n| a table |\n"
+    (tmp_path / "RESULTS.md").write_text(text + extra)
+    write_report(cells, TINY, tmp_path / "RESULTS.md", "autoquant bench", 12.0)
+    again = (tmp_path / "RESULTS.md").read_text()
+    assert again.endswith(extra) and again.count("| cnn_outliers | bs1-t1 | 1pt |") == 1
     code = main(
         [
             "bench",

@@ -190,3 +190,12 @@ def test_a_model_mlflow_cannot_hold_still_gets_its_study_logged(tmp_path):
     assert "ClassifierOutput" in parent.data.tags["autoquant.model_not_logged"]
     contexts = {t.value for i in parent.inputs.dataset_inputs for t in i.tags}
     assert contexts == {"calibration", "validation", "test"}
+
+
+def test_inspect_and_recommend_take_the_users_task(capsys):
+    assert main(["inspect", "--task", "tests.own_task:keyword_task"]) == 0
+    out = capsys.readouterr().out
+    assert "mlp.fc1" in out and "torch.export: FAILS" in out  # a dataclass output
+    assert "left out: pt2e_static_int8: it needs torch.export" in out
+    assert main(["recommend", "--task", "tests.own_task:keyword_task"]) == 0
+    assert "dynamic_int8" in capsys.readouterr().out
