@@ -109,6 +109,8 @@ class Objective:
         self.tracker = tracker
         self.log = log
         task.check()  # a model that cannot take the data is refused before any study exists
+        if isolate:
+            _check_picklable(task)
         # float's score and answers, to count the ones each trial changes; measured before the
         # study is created, so a metric that fails leaves nothing behind (recomputed when
         # resumed: one pass of the float model, not a class per example in the storage)
@@ -581,6 +583,11 @@ class SearchSession:
             callbacks.append(optuna.study.MaxTrialsCallback(self.n_trials, states=FINISHED))
             remaining = None
         bar = _ProgressBar(self.n_trials, done, self.runner.budget) if progress else None
+        log = self.runner.log
+        if bar and log is print:  # lines printed during the trials go above the bar, not into it
+            from tqdm.auto import tqdm
+
+            self.runner.log = tqdm.write
         _INTERRUPTED.clear()
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, _on_interrupt) if main else None
@@ -594,6 +601,7 @@ class SearchSession:
                 callbacks=callbacks + ([bar] if bar else []),
             )
         finally:
+            self.runner.log = log
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
             if bar:
@@ -752,6 +760,21 @@ def join_search(
     if tracker:
         tracker.start_study(study, runner)
     return SearchSession(study, runner, attrs.get("n_trials"), tracker, time.perf_counter(), log)
+
+
+def _check_picklable(task: Task) -> None:
+    """``isolate`` sends the task to a spawned worker process, which needs it pickled."""
+    import pickle
+
+    try:
+        pickle.dumps(task)
+    except Exception as err:  # noqa: BLE001 - any pickling failure has the same fix
+        raise ConfigError(
+            f"isolate=True (--isolate) runs each trial in a worker process, which receives the "
+            f"task pickled, and this task cannot be pickled ({type(err).__name__}: {err}). Define "
+            f"its model class and its hooks (transform_fn, output_fn, metric...) at module level "
+            f"rather than as lambdas or local functions, or search without isolation."
+        ) from None
 
 
 def enqueue(

@@ -60,9 +60,24 @@ def test_throughput_puts_torchao_then_onednn_symmetric_first_for_conv_models(cnn
     mobile = candidates_for(cnn_task, batch_size=64, target="mobile")
     assert "pt2e_static_int8" not in [m for m, _ in methods(mobile)]
     assert ("static_int8", "onednn") not in methods(mobile)
-    linear_model = methods(candidates_for(mlp_task, batch_size=64))
-    assert "pt2e_static_int8" not in [m for m, _ in linear_model]
-    assert ("static_int8", "onednn") not in linear_model
+    linear_model = candidates_for(mlp_task, batch_size=64)
+    assert ("static_int8", "onednn") not in methods(linear_model)
+    # a Linear model's PT2E candidate is the full-range one of the Linear rule, not this one
+    assert all(
+        not c.config.reduce_range for c in linear_model if c.config.method == "pt2e_static_int8"
+    )
+
+
+def test_linear_models_get_full_range_pt2e_after_dynamic_int8(transformer_task):
+    found = candidates_for(transformer_task)
+    order = methods(found)
+    assert order.index(("dynamic_int8", "x86")) < order.index(("pt2e_static_int8", "x86"))
+    pt2e = found[order.index(("pt2e_static_int8", "x86"))]
+    assert (pt2e.config.reduce_range, pt2e.config.activation_observer) == (False, "minmax")
+    assert "all-MiniLM-L6-v2" in pt2e.reason and "full 8-bit" in pt2e.reason
+    assert "pt2e_static_int8" not in [
+        m for m, _ in methods(candidates_for(transformer_task, target="mobile"))
+    ]
 
 
 def test_throughput_keeps_the_classifier_in_float_for_conv_models(cnn_task):

@@ -204,3 +204,13 @@ def test_sigkill_mid_trial_then_restart(tmp_path):
     assert by_trial[killed[0]].info.status == "KILLED"
     assert by_trial[killed[0]].data.tags["autoquant.state"] == "killed"
     assert all(r.info.status != "RUNNING" for r in runs)
+
+
+def test_isolation_refuses_a_task_that_cannot_be_pickled(mlp_task):
+    import dataclasses
+
+    from autoquant import ConfigError
+
+    local = dataclasses.replace(mlp_task, output_fn=lambda out: out)
+    with pytest.raises(ConfigError, match="cannot be pickled .*at module level"):
+        search(local, "1pt", "quick", n_trials=1, isolate=True, **quiet())
