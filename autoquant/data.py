@@ -145,7 +145,9 @@ class Adapter:
     Without hooks, a batch is read by its structure: a dict is keyword arguments (its
     ``labels`` or ``label`` entry, if any, the targets); a 2-item tuple or list is an
     ``(inputs, targets)`` pair; any other tuple or list is positional arguments, and a tensor
-    the single input (both without targets). The hooks override each step.
+    the single input (both without targets). The hooks override each step; a model taking
+    two positional inputs and no targets needs ``transform_fn`` and ``target_fn`` (returning
+    None), since its 2-item batches read as pairs.
 
     Attributes:
         transform_fn: ``transform_fn(batch) -> model inputs`` (a tensor, a tuple of positional
@@ -175,8 +177,8 @@ class Adapter:
             return self.target_fn(batch)
         if isinstance(batch, Mapping):
             return next((batch[k] for k in TARGET_KEYS if k in batch), None)
-        if self.transform_fn is None and isinstance(batch, (tuple, list)) and len(batch) == 2:
-            return batch[1]
+        if isinstance(batch, (tuple, list)) and len(batch) == 2:
+            return batch[1]  # an (inputs, targets) pair, with or without a transform_fn
         return None
 
     def output(self, outputs: Any) -> torch.Tensor:

@@ -58,6 +58,9 @@ def test_the_adapter_reads_each_structure():
     assert adapter.targets(batch) is y
     three = (x, x, x)  # not a pair: three positional inputs, no targets
     assert adapter.inputs(three) is three and adapter.targets(three) is None
+    assert Adapter(transform_fn=lambda b: b[0] * 2).targets((x, y)) is y  # still a pair
+    two_inputs = Adapter(transform_fn=tuple, target_fn=lambda b: None)  # no targets, 2 inputs
+    assert two_inputs.inputs([x, x]) == (x, x) and two_inputs.targets([x, x]) is None
     hooked = Adapter(transform_fn=lambda b: b["x"], target_fn=lambda b: b["y"])
     assert hooked.inputs({"x": x, "y": y}) is x and hooked.targets({"x": x, "y": y}) is y
 
