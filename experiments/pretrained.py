@@ -132,7 +132,7 @@ def photos() -> list[np.ndarray]:
     images = list(load_sample_images().images)
     folder = Path(skimage.data.__file__).parent
     images += [skimage.io.imread(folder / name)[..., :3] for name in PHOTOS]
-    return [np.ascontiguousarray(image) for image in images]
+    return [np.array(image, copy=True) for image in images]  # writable: torch warns otherwise
 
 
 def photo_crops(count: int, seed: int, size: int = 224) -> torch.Tensor:
