@@ -171,7 +171,7 @@ def test_latency_of_a_slower_model_is_measured_slower():
 
 def test_scenarios():
     assert get_scenario("bs64-t2") == Scenario(64, 2)
-    with pytest.raises(ConfigError, match="'scenario' parameter must be one of"):
+    with pytest.raises(ConfigError, match="'scenario' parameter must be 'bs\\{N\\}-t\\{M\\}'"):
         get_scenario("bs8")
     with pytest.raises(ConfigError, match="'batch_size' parameter of Scenario"):
         Scenario(batch_size=0)

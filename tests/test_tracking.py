@@ -154,8 +154,9 @@ def test_child_runs_match_the_study(tracked_study):
             )
         if state == "failed":
             assert "injected failure" in run.data.tags["autoquant.reason"]
-        if state == "pruned":
-            assert "pruning limit" in run.data.tags["autoquant.reason"]
+        if state == "pruned":  # far past the budget, or a method that keeps failing one way
+            reason = run.data.tags["autoquant.reason"]
+            assert "pruning limit" in reason or "failed 2 times on this model" in reason
     assert seen == {"complete", "pruned", "failed"}
 
 
