@@ -58,8 +58,9 @@ def summary(folder: Path) -> str:
     faster = all(test["speedup"] > speed(r) for r in holding)
     logs = [folder.with_suffix(s) for s in (".time", ".log") if folder.with_suffix(s).exists()]
     wall = re.search(r"wall ([0-9.]+) s", logs[0].read_text(errors="replace")) if logs else None
-    columns = ["candidate", "accuracy", "drop (pt)", "flips", "speedup", "size ratio"]
-    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    columns = ["candidate", "accuracy", "drop (pt)", "flips", "SQNR (dB)", "speedup", "size ratio"]
+    names = [chosen.get("metric", "score") if c == "accuracy" else c for c in columns]
+    table = ["| " + " | ".join(names) + " |", "|" + "---|" * len(columns)]
     table += ["| " + " | ".join(r.get(c, "") for c in columns) + " |" for r in rows]
     return "\n".join(
         [
