@@ -270,7 +270,13 @@ def score_and_answers(
     if task.metric.label_free and max_batches is not None:
         raise ConfigError("max_batches cannot be used with a label-free metric.")
     outputs, targets = predict(model, data, task, max_batches=max_batches)
-    reference = _reference(_outputs_only(task), data, task, targets)
+    # the float model scoring itself label-free: its outputs are the reference, not a 2nd pass
+    outputs_of = (
+        (lambda _model, _data: outputs)
+        if model is getattr(task, "model", None)
+        else _outputs_only(task)
+    )
+    reference = _reference(outputs_of, data, task, targets)
     value = score_outputs(outputs, reference, task.metric)
     return value, predicted_answers(outputs, targets, task.metric)
 

@@ -68,20 +68,17 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ConfigError(f"{file}: unknown key(s) {unknown}; the keys are {sorted(fields)}.")
     for key, value in data.items():
         _check_type(file, key, value, fields[key].type)
-    for key in ("mean", "std"):
-        if data.get(key) is not None:
-            data[key] = _floats(data[key], key, f"{file}: ")
     return Experiment(**data)
 
 
-def _floats(value: Any, key: str, where: str = "") -> list[float]:
+def _floats(value: Any, key: str) -> list[float]:
     """A list of numbers, from a YAML list or a comma-separated flag ('0.5,0.5,0.5')."""
     items = value.split(",") if isinstance(value, str) else value
     try:
         return [float(v) for v in items]
     except (TypeError, ValueError):
         raise ConfigError(
-            f"{where}the {key!r} setting must be numbers, one per channel (e.g. "
+            f"The {key!r} setting must be numbers, one per channel (e.g. "
             f"'0.485,0.456,0.406'). Got {value!r} instead."
         ) from None
 
@@ -205,10 +202,8 @@ def build_task(experiment: Experiment, log=print) -> Task:
     from autoquant.tasks.metrics import get_metric
 
     metric = experiment.metric
-    if metric is not None and ":" in metric:
-        metric = get_metric(import_object(metric))
-    elif metric is not None:
-        metric = get_metric(metric)
+    if metric is not None:
+        metric = get_metric(import_object(metric) if ":" in metric else metric)
     if ":" in experiment.task:
         task = load_task(experiment.task)
         if experiment.model:  # another model on the same data

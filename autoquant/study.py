@@ -122,12 +122,13 @@ class Objective:
         self.subset = batches[: max(1, len(batches) // 4)]
         self.example = example_batch(task.validation_data, scenario.batch_size, task)
         self.report = inspect(task.model, first_examples(self.example))
+        # What the user should know about how the search ran on this model and data: the
+        # methods left out first (_capturable), then the metric, then calibration (prepare).
+        self.notes: list[str] = []
         self.space = self._capturable(space)
         self.sensitive_first: list[str] = []
         self.sensitivity: list[dict] = []
         self.sensitivity_seconds = 0.0
-        # What the user should know about how the search ran on this model and data.
-        # (the methods left out are noted first, by _capturable)
         if task.label_free:
             self.notes.append(
                 f"Label-free: the metric {task.metric.name!r} compares each candidate with the "
@@ -144,7 +145,6 @@ class Objective:
         torch.fx tracing, torch.export capture, the layers a method needs; or training data
         the task lacks), each noted with its reason, so no trial is spent on a method that can
         only fail."""
-        self.notes = []
         left_out = {
             m: self.report.unavailable[m] for m in space.methods if m in self.report.unavailable
         }
