@@ -26,8 +26,8 @@ from autoquant.errors import (  # noqa: E402
     ModelError,
     UnsupportedError,
 )
-from autoquant.evaluate import Metrics, Scenario  # noqa: E402
 from autoquant.export import load  # noqa: E402
+from autoquant.measure import Metrics, Scenario  # noqa: E402
 from autoquant.methods import available_methods, capabilities, register_method  # noqa: E402
 from autoquant.quantized import QuantizedModel  # noqa: E402
 from autoquant.recommend import Recommendation  # noqa: E402

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from autoquant.data import call, concat, first_examples
-from autoquant.evaluate import measure_latency, serialized_size
 from autoquant.layers import quantizable_layers
+from autoquant.measure import measure_latency, serialized_size
 from autoquant.methods import available_methods, get_method
 from autoquant.methods._dynamic import DYNAMIC_TYPES
 from autoquant.methods._static import EAGER_TYPES, fx_trace_error

@@ -32,25 +32,22 @@ from tqdm import tqdm
 
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
-from autoquant.evaluate import (
-    Scenario,
-    count_flips,
-    example_batch,
-    get_scenario,
-    measure_latency,
-    score,
-    score_and_answers,
-    serialized_size,
-    timed_models,
-)
 from autoquant.history import space_configs
+from autoquant.measure import FloatReference, Scenario, TimingPlan, get_scenario, measure, score
 from autoquant.recipes import PLAIN_RECIPES
 from autoquant.recommend import NOISE, Finalist, final_round
 from autoquant.sensitivity import model_fingerprint
 from autoquant.space import SearchSpace, load_space, parse_space
 from autoquant.tasks import digits_task
 from autoquant.tasks.base import Task
+from autoquant.tasks.metrics import get_metric
 from autoquant.tasks.zoo import cache_dir
+
+#: The benchmark's tasks are the digits zoo's: single-label classifiers scored on top-1.
+METRIC = get_metric("top1")
+
+#: A sweep times hundreds of configurations: a third of a second each.
+SWEEP_TIMING = TimingPlan(budget_s=0.3, min_rounds=5, max_rounds=30)
 
 #: The quick plan's space: a few post-training configs on x86 and fbgemm, two layers at most
 #: kept in float (so the hard case can still be recovered), small enough for minutes.
@@ -158,7 +155,7 @@ def run_sweep(
     configs: list[QuantConfig],
     scenarios: list[Scenario],
     path: Path,
-    measure: bool = True,
+    run_missing: bool = True,
 ) -> dict[str, dict]:
     """Measure every config once (validation and test accuracy, size, speedup per scenario).
 
@@ -172,43 +169,33 @@ def run_sweep(
         if _key(c) not in done
         or set(done[_key(c)].get("speedup", {})) < {s.name for s in scenarios}
     ]
-    if todo and not measure:
+    if todo and not run_missing:
         raise NotMeasured(f"sweep of {task.model_name}: {len(todo)} configurations missing")
-    compiled_float: dict[str, Any] = {}  # per scenario, compiled once
     commit = source_commit() if todo else None
-    if todo:  # float's answers, to count the ones each configuration changes
-        _, float_val = score_and_answers(task.model, task.validation_data, task)
-        _, float_test = score_and_answers(task.model, task.test_data, task)
+    if todo:  # float measured once per scenario (validation) and on the test data
+        references = {s.name: FloatReference.of(task, s) for s in scenarios}
+        test_reference = FloatReference.of(task, scenarios[0], task.test_data)
     for config in tqdm(todo, desc=f"sweep {task.model_name}", unit="config", disable=not todo):
         started = time.perf_counter()
         entry: dict[str, Any] = {"config": config.to_dict(), "commit": commit}
         model = None
         try:
             model = task.build(config)
-            entry["val_accuracy"], answers = score_and_answers(model, task.validation_data, task)
+            val = references[scenarios[0].name].score(model)
+            entry["val_accuracy"], entry["val_flips"] = val.accuracy, val.flips
             entry["seconds"] = time.perf_counter() - started
-            entry["val_flips"] = count_flips(answers, float_val)
-            entry["test_accuracy"], answers = score_and_answers(model, task.test_data, task)
-            entry["test_flips"] = count_flips(answers, float_test)
-            entry["size_bytes"] = serialized_size(model)
+            test = test_reference.score(model)
+            entry["test_accuracy"], entry["test_flips"] = test.accuracy, test.flips
             entry["speedup"], entry["latency_seconds"] = {}, {}
             entry["compile_seconds"] = {}
             for scenario in scenarios:
                 timed = time.perf_counter()
-                example = example_batch(task.validation_data, scenario.batch_size, task)
-                if model.needs_compile:  # compiled for this scenario's shape, weights frozen
-                    entry["compile_seconds"][scenario.name] = model.compile(
-                        example, threads=scenario.threads
-                    )
-                models, compiled_float[scenario.name] = timed_models(
-                    model, task.model, example, scenario, compiled_float.get(scenario.name)
-                )
-                timing = measure_latency(
-                    models, example, scenario.threads, budget_s=0.3, min_rounds=5, max_rounds=30
-                )
-                entry["speedup"][scenario.name] = (
-                    timing[scenario.reference].median_ms / timing["candidate"].median_ms
-                )
+                # compiled for this scenario's shape (weights frozen) when it deploys compiled
+                metrics = measure(model, references[scenario.name], timing=SWEEP_TIMING, scored=val)
+                entry["size_bytes"] = metrics.size_bytes
+                entry["speedup"][scenario.name] = metrics.speedup
+                if model.needs_compile:
+                    entry["compile_seconds"][scenario.name] = metrics.compile_seconds
                 entry["latency_seconds"][scenario.name] = time.perf_counter() - timed
         except Exception as err:  # noqa: BLE001 - a config that fails is a result of the sweep
             entry["error"] = _error(err)
@@ -233,13 +220,16 @@ def sweep_feasible(sweep: dict[str, dict], float_accuracy: float, budget: Budget
     return [
         e
         for e in sweep.values()
-        if "error" not in e and _drop(budget, float_accuracy, e["val_accuracy"]) <= budget.max_drop
+        if "error" not in e
+        and budget.drop_between(METRIC, float_accuracy, e["val_accuracy"]) <= budget.max_drop
     ]
 
 
 def _holds_on_test(entry: dict, float_test_accuracy: float, budget: Budget) -> bool:
     """Whether a sweep entry's test accuracy is within ``budget`` of float's."""
-    return _drop(budget, float_test_accuracy, entry["test_accuracy"]) <= budget.max_drop
+    return (
+        budget.drop_between(METRIC, float_test_accuracy, entry["test_accuracy"]) <= budget.max_drop
+    )
 
 
 def _plain_float(entry: dict) -> bool:
@@ -274,11 +264,6 @@ def deployment_options(
     return options
 
 
-def _drop(budget: Budget, reference: float, value: float) -> float:
-    drop = reference - value
-    return 100 * drop / reference if budget.relative and reference else 100 * drop
-
-
 # -- the searches ----------------------------------------------------------------------------
 def run_search(
     task: Task,
@@ -288,7 +273,7 @@ def run_search(
     seed: int,
     path: Path,
     tracking_uri: str,
-    measure: bool = True,
+    run_missing: bool = True,
 ) -> dict:
     """One autoquant search as a user runs it (MLflow tracking on), summarized to JSON."""
     from autoquant.study import search
@@ -297,7 +282,7 @@ def run_search(
     cached = _read(path)
     if cached:
         return cached
-    if not measure:
+    if not run_missing:
         raise NotMeasured(f"search {path.name} of {task.model_name}")
     with tempfile.TemporaryDirectory() as plots:
         started = time.perf_counter()
@@ -352,7 +337,7 @@ def head_to_head(
     entries: dict[str, tuple[str, QuantConfig]],
     scenario: Scenario,
     path: Path,
-    measure: bool = True,
+    run_missing: bool = True,
 ) -> dict[str, dict]:
     """Rebuild ``entries`` (key -> (label, config)), time them against float in one
     interleaved run and score them on the test split; cached by the set of keys."""
@@ -360,7 +345,7 @@ def head_to_head(
     cached = _read(path)
     if cached and cached.get("digest") == digest:
         return cached["results"]
-    if not measure:
+    if not run_missing:
         raise NotMeasured(f"head-to-head {path.name} of {task.model_name}")
     finalists = {key: Finalist(label, config) for key, (label, config) in entries.items()}
     final_round(task, list(finalists.values()), scenario)
@@ -409,7 +394,7 @@ def _row(kind: str, label: str, measured: dict, budget: Budget, **extra) -> dict
     row = {"kind": kind, "label": label, **extra}
     if measured.get("error") or "speedup" not in measured:
         return {**row, "error": measured.get("error") or "not measured"}
-    drop = _drop(budget, measured["float_test_accuracy"], measured["test_accuracy"])
+    drop = budget.drop_between(METRIC, measured["float_test_accuracy"], measured["test_accuracy"])
     return {
         **row,
         "test_accuracy": measured["test_accuracy"],
@@ -431,7 +416,7 @@ def run_cell(
     folder: Path,
     tracking_uri: str,
     log: Callable[[str], None],
-    measure: bool = True,
+    run_missing: bool = True,
 ) -> Cell:
     scenario, budget = get_scenario(scenario_name), Budget.parse(budget_text)
     tag = f"{scenario_name}-{budget_text}"
@@ -456,7 +441,7 @@ def run_cell(
             seed,
             folder / f"search-{tag}-s{seed}.json",
             tracking_uri,
-            measure,
+            run_missing,
         )
         result["seed"] = seed
         result["trials_to_feasible"] = trials_to(result["records"])
@@ -481,7 +466,7 @@ def run_cell(
         for config in configs:
             entries.setdefault(_key(config), (config.label(), config))
     log(f"  head-to-head {task.model_name} {tag}: {len(entries)} models")
-    measured = head_to_head(task, entries, scenario, folder / f"final-{tag}.json", measure)
+    measured = head_to_head(task, entries, scenario, folder / f"final-{tag}.json", run_missing)
 
     def at(config: QuantConfig) -> dict:
         return measured[_key(config)]
@@ -590,12 +575,12 @@ def run_benchmark(
     cache: Path | None = None,
     tracking_uri: str | None = None,
     log: Callable[[str], None] = print,
-    measure: bool = True,
+    run_missing: bool = True,
     skipped: list[str] | None = None,
 ) -> list[Cell]:
     """Run (or resume) ``plan``; returns one Cell per model, scenario and budget.
 
-    With ``measure=False`` nothing is measured: the cells whose pieces are all cached are
+    With ``run_missing=False`` nothing is measured: the cells whose pieces are all cached are
     returned, and what is missing is appended to ``skipped``.
     """
     space = plan.search_space()
@@ -613,7 +598,7 @@ def run_benchmark(
         try:
             # a configuration's measurements do not depend on the space it was swept in
             sweeps = root.parent / "sweeps" / f"{model}-{model_fingerprint(task.model)}.json"
-            sweep = run_sweep(task, configs, scenarios, sweeps, measure)
+            sweep = run_sweep(task, configs, scenarios, sweeps, run_missing)
         except NotMeasured as missing:
             skipped.append(f"{model}: {missing}")
             continue
@@ -631,7 +616,7 @@ def run_benchmark(
                         folder,
                         tracking_uri,
                         log,
-                        measure,
+                        run_missing,
                     )
                 except NotMeasured as missing:
                     skipped.append(f"{model} {scenario} {budget}: {missing}")

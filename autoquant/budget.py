@@ -43,6 +43,13 @@ class Budget:
         """The drop of ``metrics`` in this budget's unit."""
         return 100 * metrics.drop_relative if self.relative else metrics.drop_points
 
+    def drop_between(self, metric, reference: float, value: float) -> float:
+        """The drop from the score ``reference`` to ``value`` on ``metric`` (a
+        ``autoquant.tasks.metrics.Metric``, which owns the formula) in this budget's unit."""
+        if self.relative:
+            return 100 * metric.relative_drop(reference, value)
+        return metric.drop(reference, value)
+
     def violation(self, metrics) -> float:
         """Drop beyond the budget (<= 0 when within it), in the budget's unit."""
         return self.drop(metrics) - self.max_drop

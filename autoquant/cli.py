@@ -69,7 +69,7 @@ def _task_for(args: argparse.Namespace):
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Quantize the default zoo model with the fixed configs and print the measurements."""
-    from autoquant.evaluate import get_scenario
+    from autoquant.measure import get_scenario
     from autoquant.recipes import DEMO_CONFIGS, measure_configs
     from autoquant.report import METRIC_COLUMNS, format_table, metrics_row
 
@@ -139,9 +139,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from autoquant.errors import ConfigError
-    from autoquant.evaluate import example_batch, get_scenario
     from autoquant.experiment import Experiment, build_task, load_experiment
     from autoquant.export import save
+    from autoquant.measure import example_batch, get_scenario
     from autoquant.report import (
         METRIC_COLUMNS,
         finalist_rows,
@@ -371,7 +371,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Show a model's quantizable layers, traceability, applicable methods, latency and size."""
     from autoquant.analysis import inspect
-    from autoquant.evaluate import example_batch
+    from autoquant.measure import example_batch
 
     task = _task_for(args)
     report = inspect(task.model, example_batch(task.validation_data, 1, task))
@@ -386,7 +386,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
     from autoquant.analysis import inspect
     from autoquant.budget import Budget
-    from autoquant.evaluate import example_batch, get_scenario
+    from autoquant.measure import example_batch, get_scenario
     from autoquant.prior import Candidate, best_estimate, estimate, prior_candidates
     from autoquant.report import format_table
 
@@ -424,18 +424,18 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         for candidate in alternate(candidates[:3], learned):
             unique.setdefault(candidate.config.canonical().to_json(), candidate)
         candidates = list(unique.values())
-    estimates = estimate(task, candidates, scenario)
+    estimates = estimate(task, candidates, scenario, budget)
     rows = [
         {
             "candidate": e.config.label(),
             "est. speedup": f"{e.speedup:.2f}x" if e.speedup else "-",
             "est. size": f"{e.size_ratio:.2f}" if e.size_ratio else "-",
-            "est. drop (pt)": f"{e.drop_points:.2f}" if e.drop_points is not None else "-",
+            "est. drop": f"{e.drop:.2f}" if e.drop is not None else "-",
             "why": e.reason if not e.error else f"failed: {e.error[:80]}",
         }
         for e in estimates
     ]
-    print(format_table(rows, ["candidate", "est. speedup", "est. size", "est. drop (pt)", "why"]))
+    print(format_table(rows, ["candidate", "est. speedup", "est. size", "est. drop", "why"]))
     best = best_estimate(estimates, budget)
     print()
     if best is None:
@@ -479,7 +479,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cells = run_benchmark(
         plan,
         cache=Path(args.cache) if args.cache else None,
-        measure=not args.report_only,
+        run_missing=not args.report_only,
         skipped=skipped,
     )
     command = "autoquant " + " ".join(args.argv)

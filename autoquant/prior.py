@@ -203,48 +203,33 @@ class Estimate:
     reason: str
     speedup: float | None
     size_ratio: float | None
-    drop_points: float | None
+    drop: float | None  # in the budget's unit
     error: str | None = None
 
 
-def estimate(task, candidates: list[Candidate], scenario=None) -> list[Estimate]:
-    """Measure each candidate quickly on a slice of the data (seconds, not a search)."""
+def estimate(task, candidates: list[Candidate], scenario=None, budget=None) -> list[Estimate]:
+    """Measure each candidate quickly on a slice of the data (seconds, not a search); drops
+    in ``budget``'s unit (points by default)."""
+    from autoquant.budget import Budget
     from autoquant.errors import AutoQuantError
-    from autoquant.evaluate import (
-        SCENARIOS,
-        example_batch,
-        measure_latency,
-        score,
-        serialized_size,
-        timed_models,
-    )
+    from autoquant.measure import QUICK_TIMING, SCENARIOS, FloatReference, measure
 
-    scenario = scenario or SCENARIOS["bs1-t1"]
-    data = list(task.validation_data)[:2]
-    example = example_batch(task.validation_data, scenario.batch_size, task)
-    float_score = score(task.model, data, task)
-    float_size = serialized_size(task.model)
+    budget = budget or Budget()
+    reference = FloatReference.of(
+        task, scenario or SCENARIOS["bs1-t1"], list(task.validation_data)[:2]
+    )
     results = []
-    compiled_float = None
     for candidate in candidates:
         quick = dataclasses.replace(candidate.config, calibration_batches=2, qat_epochs=1)
         try:
-            model = task.build(quick)
-            # compiled first where the candidate deploys compiled, as a search would time it;
-            # the compiled float reference is compiled once for all candidates
-            models, compiled_float = timed_models(
-                model, task.model, example, scenario, compiled_float
-            )
-            timing = measure_latency(
-                models, example, scenario.threads, budget_s=0.2, min_rounds=5, max_rounds=15
-            )
+            metrics = measure(task.build(quick), reference, timing=QUICK_TIMING)
             results.append(
                 Estimate(
                     candidate.config,
                     candidate.reason,
-                    timing[scenario.reference].median_ms / timing["candidate"].median_ms,
-                    serialized_size(model) / float_size,
-                    task.metric.drop(float_score, score(model, data, task)),
+                    metrics.speedup,
+                    metrics.size_ratio,
+                    budget.drop(metrics),
                 )
             )
         except (AutoQuantError, RuntimeError) as err:
@@ -263,6 +248,6 @@ def estimate(task, candidates: list[Candidate], scenario=None) -> list[Estimate]
 
 def best_estimate(estimates: list[Estimate], budget: Budget) -> Estimate | None:
     """The fastest estimate within budget that is not slower than float."""
-    ok = [e for e in estimates if e.speedup is not None and e.drop_points <= budget.max_drop]
+    ok = [e for e in estimates if e.speedup is not None and e.drop <= budget.max_drop]
     faster = [e for e in ok if e.speedup >= 1.0 or e.config.method == "fp32"]
     return max(faster or ok, key=lambda e: e.speedup, default=None)

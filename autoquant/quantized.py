@@ -10,6 +10,7 @@ from torch import nn
 from autoquant.backends import quantized_engine
 from autoquant.compile import canonical, inductor_settings
 from autoquant.config import QuantConfig
+from autoquant.data import tensors_of
 from autoquant.layers import Layer
 
 _QUANTIZED_PACKAGES = ("torch.ao.nn.quantized", "torch.ao.nn.intrinsic.quantized")
@@ -60,6 +61,10 @@ def layer_map(
             "module": type(module).__name__ if module is not None else None,
         }
     return result
+
+
+def _shapes(inputs: Any) -> tuple:
+    return tuple(tuple(t.shape) for t in tensors_of(inputs))
 
 
 def _fits(args: tuple, kwargs: dict, compiled_shape: tuple[int, ...] | None) -> bool:
@@ -124,6 +129,7 @@ class QuantizedModel(nn.Module):
         object.__setattr__(self, "compiled", None)
         self.compiled_shape: tuple[int, ...] | None = None
         self.compiled_threads: int | None = None
+        self._compiled_for: tuple | None = None  # (input shapes, threads) of the compilation
         self.compile_seconds = 0.0
 
     def compile(self, example: Any, *, threads: int | None = None) -> float:
@@ -139,7 +145,12 @@ class QuantizedModel(nn.Module):
         # scored eagerly (and timed compiled).
         self.compiled_shape = tuple(example.shape) if isinstance(example, torch.Tensor) else None
         self.compiled_threads = threads or torch.get_num_threads()
+        self._compiled_for = (_shapes(example), self.compiled_threads)
         return self.compile_seconds
+
+    def is_compiled_for(self, example: Any, threads: int) -> bool:
+        """Whether ``compile`` ran on inputs shaped like ``example`` for ``threads`` threads."""
+        return self.compiled is not None and self._compiled_for == (_shapes(example), threads)
 
     @property
     def deployed(self) -> nn.Module:

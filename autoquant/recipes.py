@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 
 from autoquant.config import QuantConfig
 from autoquant.errors import AutoQuantError
-from autoquant.evaluate import Metrics, Scenario, evaluate, score_and_answers, serialized_size
+from autoquant.measure import FloatReference, Metrics, Scenario, measure
 from autoquant.tasks.base import Task
 
 #: What a person does without autoquant: the one-line dynamic recipe, and default static int8.
@@ -63,23 +63,11 @@ def measure_configs(
 ) -> list[Outcome]:
     """Quantize ``task.model`` with each config and measure it on ``data`` (validation data by
     default) against float; a config that fails is reported with its reason, not raised."""
-    data = task.validation_data if data is None else data
-    float_accuracy, float_answers = score_and_answers(task.model, data, task)
-    float_size = serialized_size(task.model)
+    reference = FloatReference.of(task, scenario, data)
     outcomes = []
     for label, config in configs.items():
         try:
-            model = task.build(config)
-            metrics = evaluate(
-                model,
-                task.model,
-                data,
-                task,
-                scenario,
-                float_accuracy=float_accuracy,
-                float_answers=float_answers,
-                float_size_bytes=float_size,
-            )
+            metrics = measure(task.build(config), reference)
             outcome = Outcome(label, config, metrics)
         except (AutoQuantError, RuntimeError) as err:
             outcome = Outcome(label, config, None, f"{type(err).__name__}: {err}")

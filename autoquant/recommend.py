@@ -12,18 +12,7 @@ import optuna
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
 from autoquant.data import batch_length
-from autoquant.evaluate import (
-    Metrics,
-    Scenario,
-    count_flips,
-    example_batch,
-    make_metrics,
-    measure_latency,
-    output_sqnr,
-    score_and_answers,
-    serialized_size,
-    timed_models,
-)
+from autoquant.measure import FINAL_TIMING, FloatReference, Metrics, Scenario, Scored, measure
 from autoquant.quantized import QuantizedModel
 from autoquant.tasks.base import Task
 from autoquant.trial import time_limit
@@ -247,61 +236,29 @@ def final_round(
     task: Task,
     finalists: list[Finalist],
     scenario: Scenario,
-    budget_s: float = 1.0,
     time_limit_s: float | None = None,
 ) -> None:
     """Rebuild every finalist and time them all in one interleaved measurement, so the figures
     they are compared on share the same machine state; accuracy on the test data (held out
     from the search), or the validation data when there is none."""
     data = task.test_data if task.test_data is not None else task.validation_data
-    example = example_batch(task.validation_data, scenario.batch_size, task)
-    compiled_float = None  # the reference of the finalists deployed through torch.compile
-    float_accuracy, float_answers = score_and_answers(task.model, data, task)
-    accuracy, flips, sqnr = {}, {}, {}
+    reference = FloatReference.of(task, scenario, data)
+    built: list[Finalist] = []
+    scores: list[Scored] = []
     for finalist in finalists:
         if finalist.error:
             continue
         try:
             with time_limit(time_limit_s):
                 finalist.model = task.build(finalist.config)
-                _, compiled_float = timed_models(
-                    finalist.model, task.model, example, scenario, compiled_float
-                )
-                accuracy[id(finalist)], answers = score_and_answers(finalist.model, data, task)
-                flips[id(finalist)] = count_flips(answers, float_answers)
-                sqnr[id(finalist)] = output_sqnr(answers, float_answers)
+                scores.append(reference.score(finalist.model))
+            built.append(finalist)
         except Exception as err:  # noqa: BLE001 - a recipe that cannot run is shown as failed
             finalist.model = None
             finalist.error = f"{type(err).__name__}: {str(err).strip()[:200]}"
-    built = [f for f in finalists if f.model is not None]
-    models = {"float": task.model, **{str(i): f.model for i, f in enumerate(built)}}
-    if compiled_float is not None:
-        models["compiled float"] = compiled_float
-    timings = measure_latency(
-        models,
-        example,
-        scenario.threads,
-        budget_s=budget_s,
-        min_rounds=10,
-        max_rounds=80,
-    )
-    float_size = serialized_size(task.model)
-    for i, finalist in enumerate(built):
-        own = {"float": timings["float"], "candidate": timings[str(i)]}
-        if finalist.model.needs_compile or scenario.baseline == "compiled":
-            own["compiled float"] = timings["compiled float"]
-        finalist.metrics = make_metrics(
-            accuracy[id(finalist)],
-            float_accuracy,
-            own,
-            serialized_size(finalist.model),
-            float_size,
-            scenario,
-            metric=task.metric,
-            compile_seconds=finalist.model.compile_seconds,
-            flips=flips[id(finalist)],
-            output_sqnr_db=sqnr[id(finalist)],
-        )
+    measured = measure([f.model for f in built], reference, timing=FINAL_TIMING, scored=scores)
+    for finalist, metrics in zip(built, measured, strict=True):
+        finalist.metrics = metrics
 
 
 def recommend(

@@ -12,8 +12,8 @@ import torch
 
 from autoquant.config import QuantConfig
 from autoquant.errors import AutoQuantError
-from autoquant.evaluate import output_sqnr, score_and_answers
 from autoquant.layers import quantizable_layers
+from autoquant.measure import output_sqnr, score_and_answers
 from autoquant.tasks.base import Task
 
 

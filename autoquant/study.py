@@ -31,7 +31,10 @@ from autoquant.budget import Budget
 from autoquant.config import QuantConfig
 from autoquant.data import calibration_note, first_examples
 from autoquant.errors import ConfigError, UnsupportedError
-from autoquant.evaluate import (
+from autoquant.explore import LocalSteps, StopWhenRepeating, twin_within_budget
+from autoquant.layers import quantizable_layers
+from autoquant.measure import (
+    FloatReference,
     Metrics,
     Scenario,
     example_batch,
@@ -40,8 +43,6 @@ from autoquant.evaluate import (
     score_and_answers,
     serialized_size,
 )
-from autoquant.explore import LocalSteps, StopWhenRepeating, twin_within_budget
-from autoquant.layers import quantizable_layers
 from autoquant.methods import get_method
 from autoquant.prior import prior_candidates
 from autoquant.recipes import COMPILED_FLOAT, PLAIN_RECIPES
@@ -192,15 +193,16 @@ class Objective:
                 study.set_user_attr("sensitivity", [dataclasses.asdict(r) for r in ranked])
             self.sensitivity = study.user_attrs["sensitivity"]
             self.sensitive_first = [r["name"] for r in self.sensitivity]
-        evaluator = Evaluator(
+        reference = FloatReference.of(
             self.task,
-            self.budget,
             self.scenario,
-            self.baseline,
-            self.subset,
-            self.example,
-            self.prune,
-            float_answers,
+            accuracy=self.baseline.accuracy,
+            answers=float_answers,
+            size_bytes=self.baseline.size_bytes,
+            example=self.example,
+        )
+        evaluator = Evaluator(
+            self.task, self.budget, self.baseline, self.subset, reference, self.prune
         )
         self.evaluate = (
             IsolatedEvaluator(evaluator, self.trial_timeout) if self.isolate else (evaluator)

@@ -1,7 +1,7 @@
 """Evaluating one configuration, safely: in this process, or in a worker process of its own.
 
 ``Evaluator`` quantizes, scores a quarter of the validation data first (pruning a trial whose
-drop is already far past the budget), then scores, times and sizes the model. It returns an
+drop is already far past the budget), then measures the model (``autoquant.measure``). It returns an
 ``Outcome`` of plain data, so the same code runs in a child process when trials are isolated:
 there a segfault in a quantized kernel, or a trial that hangs past its time limit, kills only
 the child, and the study goes on.
@@ -16,22 +16,10 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
-from autoquant.evaluate import (
-    Answers,
-    Scenario,
-    count_flips,
-    make_metrics,
-    measure_latency,
-    output_sqnr,
-    score,
-    score_and_answers,
-    serialized_size,
-    timed_models,
-)
+from autoquant.measure import FloatReference, measure, score
 from autoquant.tasks.base import Task
 
 # A trial is pruned when its drop on the first quarter of the validation data is beyond
@@ -73,20 +61,10 @@ class Evaluator:
 
     task: Task
     budget: Budget
-    scenario: Scenario
     baseline: Baseline
     subset: list
-    example: Any  # the input batch latency is timed on
+    reference: FloatReference  # float on the validation data, under the study's scenario
     prune: bool = True
-    # The float model's top-1 class of each validation example (None when the task is not
-    # single-label classification): a trial counts the examples it changes (``Metrics.flips``).
-    float_answers: Answers | None = None
-    # The float model compiled on ``example`` (for candidates deployed compiled), made once.
-    compiled_float: Any = dataclasses.field(default=None, repr=False, compare=False)
-
-    def __getstate__(self) -> dict:
-        # A compiled module does not cross processes; an isolated worker compiles its own.
-        return {**self.__dict__, "compiled_float": None}
 
     def __call__(self, config: QuantConfig) -> Outcome:
         task, baseline = self.task, self.baseline
@@ -96,12 +74,12 @@ class Evaluator:
         # A candidate deployed compiled is compiled before it is scored (what runs is scored);
         # the compile time counts in evaluate_seconds and is reported as compile_seconds.
         # Compiled float (a reference) is compiled once per study.
-        models, self.compiled_float = timed_models(
-            quantized, task.model, self.example, self.scenario, self.compiled_float
-        )
+        self.reference.deploy(quantized)
         outcome = Outcome(quantize_seconds=quantized_at - started, layer_map=quantized.layer_map)
         if self.prune and task.eval_fn is None:  # an eval_fn scores all its data at once
-            subset_drop = self.drop(baseline.subset_accuracy, score(quantized, self.subset, task))
+            subset_drop = self.budget.drop_between(
+                task.metric, baseline.subset_accuracy, score(quantized, self.subset, task)
+            )
             limit = max(PRUNE_FACTOR * self.budget.max_drop, self.budget.max_drop + PRUNE_MARGIN)
             if subset_drop > limit:
                 outcome.subset_drop = subset_drop
@@ -111,30 +89,9 @@ class Evaluator:
                     f"pruning limit {limit:.2f} (budget {self.budget})"
                 )
                 return outcome
-        accuracy, answers = score_and_answers(quantized, task.validation_data, task)
-        timings = measure_latency(models, self.example, self.scenario.threads)
-        metrics = make_metrics(
-            accuracy,
-            baseline.accuracy,
-            timings,
-            serialized_size(quantized),
-            baseline.size_bytes,
-            self.scenario,
-            metric=task.metric,
-            compile_seconds=quantized.compile_seconds,
-            flips=count_flips(answers, self.float_answers),
-            output_sqnr_db=output_sqnr(answers, self.float_answers),
-        )
-        outcome.metrics = metrics.to_dict()
+        outcome.metrics = measure(quantized, self.reference).to_dict()
         outcome.evaluate_seconds = time.perf_counter() - quantized_at
         return outcome
-
-    def drop(self, reference: float, value: float) -> float:
-        """The drop from ``reference`` to ``value`` in the budget's unit."""
-        metric = self.task.metric
-        if self.budget.relative:
-            return 100 * metric.relative_drop(reference, value)
-        return metric.drop(reference, value)
 
 
 @contextlib.contextmanager

@@ -14,7 +14,7 @@ import dataclasses
 
 import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
 from autoquant import QuantConfig, apply
-from autoquant.evaluate import example_batch, get_scenario, measure_latency, timed_models
+from autoquant.measure import FloatReference, get_scenario, measure_latency
 from autoquant.tasks import digits_task
 
 STATIC = dict(activation_observer="histogram", weight_observer="per_channel_minmax")
@@ -32,11 +32,12 @@ def main() -> None:
         task = digits_task(model_name)
         scenario = get_scenario(scenario_name)
         second = dataclasses.replace(config, **changed)
-        example = example_batch(task.validation_data, scenario.batch_size)
+        reference = FloatReference.of(task, scenario)  # compiles what deploys compiled
+        example = reference.example
         models = {}
         for c in (config, second):
             model = apply(task.model, c, task.calibration_data)
-            timed, _ = timed_models(model, task.model, example, scenario)
+            timed = reference.deploy(model)
             models[c.label()] = timed["candidate"]
         models["float"] = task.model
         a, b = config.label(), second.label()

@@ -22,7 +22,7 @@ import dataclasses
 
 import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
 from autoquant import QuantConfig, apply
-from autoquant.evaluate import example_batch, get_scenario, measure_latency, timed_models
+from autoquant.measure import FloatReference, get_scenario, measure_latency
 from autoquant.tasks import digits_task
 
 PT2E_MINMAX = QuantConfig("pt2e_static_int8", "x86", activation_observer="minmax")
@@ -95,12 +95,13 @@ def main() -> None:
     for model_name, scenario_name, configs in checks:
         task = digits_task(model_name)
         scenario = get_scenario(scenario_name)
-        example = example_batch(task.validation_data, scenario.batch_size)
+        reference = FloatReference.of(task, scenario)  # compiles what deploys compiled
+        example = reference.example
         models = {"float": task.model}
         for label, config in configs.items():
             for build in range(1, BUILDS + 1):
                 model = apply(task.model, config, task.calibration_data)
-                timed, _ = timed_models(model, task.model, example, scenario)
+                timed = reference.deploy(model)
                 models[f"{label} (build {build})"] = timed["candidate"]
         print(f"\n{model_name} at {scenario_name}: speedup over float, {ROUNDS} rounds")
         rounds = [

@@ -7,7 +7,7 @@ scored on the validation and test splits, and compared with float on each. Among
 configurations within a budget on validation, each signal's AUC says how well it separates
 those that also hold the budget on test from those that do not (0.5: no better than chance;
 1: perfectly). The signals: flips (answers changed against float), the output SQNR against
-float (``autoquant.evaluate.output_sqnr``), the mean KL divergence from float's class
+float (``autoquant.measure.output_sqnr``), the mean KL divergence from float's class
 probabilities, and the smallest true-class margin over the examples float gets right.
 
 No timing is done, so it can run beside other work. Writes SPLIT_SIGNALS.md.
@@ -29,8 +29,8 @@ from tqdm import tqdm
 import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
 from autoquant import apply
 from autoquant.bench import FULL
-from autoquant.evaluate import count_flips, output_sqnr, predict, predicted_answers
 from autoquant.history import space_configs
+from autoquant.measure import count_flips, output_sqnr, predict, predicted_answers
 from autoquant.sensitivity import cached_sensitivity
 from autoquant.tasks import digits_task, top1_accuracy
 from autoquant.tracking import machine_info

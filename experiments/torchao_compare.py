@@ -23,7 +23,7 @@ import torch
 import autoquant
 from autoquant import QuantConfig, apply
 from autoquant.compile import compile_module
-from autoquant.evaluate import SCENARIOS, example_batch, measure_latency, score, serialized_size
+from autoquant.measure import SCENARIOS, example_batch, measure_latency, score, serialized_size
 from autoquant.tasks import digits_task
 from autoquant.tracking import machine_info
 
@@ -181,7 +181,7 @@ def write_table(rows: list[dict], out: Path, models: list[str], minutes: float) 
         f"{autoquant.__version__}",
         "- latency: median per call, all rows of a model+scenario timed in one interleaved "
         "measurement, each sample after an untimed call of the same model "
-        "(`autoquant.evaluate.measure_latency`); differences of a few percent are "
+        "(`autoquant.measure.measure_latency`); differences of a few percent are "
         "noise on a 2-core machine",
         "- `vs eager`: eager float latency / this latency; `vs compiled`: compiled float latency "
         "/ this latency (compiled rows only). Compiled = `torch.compile`, Inductor, freezing on, "

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
-from autoquant.evaluate import SCENARIOS
+from autoquant.measure import SCENARIOS
 from autoquant.recommend import Finalist, final_round
 from autoquant.report import format_table
 from autoquant.study import HISTORY_PICKS, HISTORY_STUDIES, search

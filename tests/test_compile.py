@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from autoquant import QuantConfig, apply, capabilities, load
-from autoquant.evaluate import get_scenario, score, serialized_size
 from autoquant.export import COMPILE_NOTE_FILE, EXPORTED_FILE, save
+from autoquant.measure import FloatReference, get_scenario
 from autoquant.methods.base import TORCH_AO_CANNOT_COMPILE
 from autoquant.space import parse_space
 from autoquant.study import open_search, search
@@ -23,10 +23,9 @@ SPACE = parse_space(
 
 
 def evaluator(task, scenario):
-    accuracy = score(task.model, task.validation_data, task.metric)
-    baseline = Baseline(accuracy, accuracy, serialized_size(task.model))
-    example = next(iter(task.validation_data))[0][: get_scenario(scenario).batch_size]
-    return Evaluator(task, None, get_scenario(scenario), baseline, [], example, prune=False)
+    reference = FloatReference.of(task, get_scenario(scenario))
+    baseline = Baseline(reference.accuracy, reference.accuracy, reference.size_bytes)
+    return Evaluator(task, None, baseline, [], reference, prune=False)
 
 
 def test_capability_table_says_where_compile_applies_and_why_not():
@@ -54,9 +53,9 @@ def test_compile_choice_is_honoured_and_timed_against_both_baselines(cnn_task):
     assert static.metrics["reference"] == "compiled float"
     assert static.metrics["speedup"] == pytest.approx(static.metrics["speedup_vs_compiled"])
     assert static.metrics["compile_seconds"] == 0.0  # torch.ao: never compiled
-    first_reference = compiled_baseline.compiled_float
+    first_reference = compiled_baseline.reference.compiled
     compiled_baseline(QuantConfig(method="dynamic_int8"))
-    assert compiled_baseline.compiled_float is first_reference  # compiled once per study
+    assert compiled_baseline.reference.compiled is first_reference  # compiled once per study
 
 
 def test_compile_is_skipped_with_its_reason_where_it_cannot_apply(mlp_task):

@@ -8,8 +8,15 @@ import torch
 
 from autoquant import DataError, QuantConfig, Task, search
 from autoquant.data import Adapter, calibration_note, call, concat, first_examples, pick_output
-from autoquant.evaluate import Scenario, evaluate, example_batch, score, score_and_answers
 from autoquant.export import load, save
+from autoquant.measure import (
+    FloatReference,
+    Scenario,
+    example_batch,
+    measure,
+    score,
+    score_and_answers,
+)
 from autoquant.sensitivity import measure_sensitivity
 from autoquant.space import parse_space
 from autoquant.tasks.digits import digits_splits
@@ -105,7 +112,7 @@ def test_every_path_takes_the_structure(structure, mlp_accuracy, tmp_path):
     ]:
         quantized = task.build(config)
         assert quantized.quantized_layers
-        metrics = evaluate(quantized, task.model, task.validation_data, task, Scenario(8, 1))
+        metrics = measure(quantized, FloatReference.of(task, Scenario(8, 1)))
         assert 0 <= metrics.drop_points < 5  # a real int8 MLP, not a broken one
         assert metrics.speedup > 0 and metrics.output_sqnr_db > 10
         assert (metrics.flips is not None) == labelled  # flips need classes to compare

@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from autoquant.budget import Budget
-from autoquant.evaluate import get_scenario
+from autoquant.measure import get_scenario
 from autoquant.recommend import TrialRecord, recommend
 from autoquant.tasks import digits_task
 from tests.postgres import binaries, local_postgres

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from autoquant import QuantConfig
-from autoquant.evaluate import score_and_answers
+from autoquant.measure import score_and_answers
 from experiments.pretrained import minilm_task
 
 

@@ -99,18 +99,20 @@ def test_throughput_keeps_the_classifier_in_float_for_conv_models(cnn_task):
 def test_a_compiled_candidate_is_estimated_compiled(cnn_task, monkeypatch):
     # its eager graph runs reference int8 ops, not the kernels it deploys with: it must be
     # compiled before it is timed, as a search times it
-    import autoquant.evaluate
-    from autoquant.evaluate import get_scenario
+    import autoquant.measure.compare
+    from autoquant.measure import get_scenario
+    from autoquant.quantized import QuantizedModel
 
     timed = []
-    original = autoquant.evaluate.timed_models
+    original = autoquant.measure.compare.measure_latency
 
-    def spy(model, *args, **kwargs):
-        models = original(model, *args, **kwargs)
-        timed.append(model.compiled is not None)
-        return models
+    def spy(models, *args, **kwargs):
+        timed.extend(
+            m.compiled is not None for m in models.values() if isinstance(m, QuantizedModel)
+        )
+        return original(models, *args, **kwargs)
 
-    monkeypatch.setattr(autoquant.evaluate, "timed_models", spy)
+    monkeypatch.setattr(autoquant.measure.compare, "measure_latency", spy)
     pt2e = candidates_for(cnn_task, batch_size=64)[:1]
     (estimated,) = estimate(cnn_task, pt2e, get_scenario("bs64-t2"))
     assert estimated.error is None and estimated.speedup > 0, estimated
@@ -152,8 +154,8 @@ def test_estimates_and_best(cnn_task):
     estimates = estimate(cnn_task, candidates_for(cnn_task))
     assert all(e.speedup > 0 and 0 < e.size_ratio <= 1.01 for e in estimates)
     best = best_estimate(estimates, Budget(1.0))
-    assert best.drop_points <= 1.0
-    assert best.speedup == max(e.speedup for e in estimates if e.drop_points <= 1.0)
+    assert best.drop <= 1.0
+    assert best.speedup == max(e.speedup for e in estimates if e.drop <= 1.0)
 
 
 def test_prior_candidates_are_the_first_trials(cnn_task, tmp_path):

@@ -239,7 +239,7 @@ def test_every_layer_kept_in_float_is_the_float_model(mlp_task):
 
 
 def _record(number, method, speedup, size_ratio, flips=0):
-    from autoquant.evaluate import Metrics
+    from autoquant.measure import Metrics
     from autoquant.recommend import TrialRecord
 
     metrics = Metrics(

@@ -11,7 +11,7 @@ import torch.ao.nn.quantized.dynamic as nnqd
 from torch import nn
 
 from autoquant import QuantConfig, UnsupportedError, apply, capabilities
-from autoquant.evaluate import score
+from autoquant.measure import score
 from tests.conftest import checksum
 
 # The torch.ao engine's methods; the torchao ones are tested in test_torchao.py.

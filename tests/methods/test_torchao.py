@@ -12,8 +12,8 @@ import torchao  # noqa: F401 - a dependency: without it these tests fail at impo
 from torch import nn
 
 from autoquant import QuantConfig, UnsupportedError, apply, capabilities
-from autoquant.evaluate import evaluate, score
 from autoquant.export import EXPORTED_FILE, load, save
+from autoquant.measure import FloatReference, Scenario, measure, score
 from tests.models import ResidualCNN, UnusedPoolerMLP
 
 PT2E = [
@@ -127,7 +127,8 @@ def test_compiled_candidate_is_timed_against_eager_and_compiled_float(mlp_task):
     quantized = apply(
         mlp_task.model, QuantConfig("torchao_weight_only_int8"), mlp_task.calibration_data
     )
-    metrics = evaluate(quantized, mlp_task.model, mlp_task.validation_data, mlp_task.metric)
+    reference = FloatReference.of(mlp_task, Scenario())
+    metrics = measure(quantized, reference)
     # the scenario's baseline (eager float) decides the speedup; compiled float is reported too
     assert metrics.reference == "float"
     assert metrics.speedup == pytest.approx(metrics.speedup_vs_eager)
@@ -135,7 +136,7 @@ def test_compiled_candidate_is_timed_against_eager_and_compiled_float(mlp_task):
     assert metrics.compile_seconds > 0
     assert quantized.compiled is not None
     eager = apply(mlp_task.model, QuantConfig("dynamic_int8"), mlp_task.calibration_data)
-    metrics = evaluate(eager, mlp_task.model, mlp_task.validation_data, mlp_task.metric)
+    metrics = measure(eager, reference)
     assert (metrics.reference, metrics.compile_seconds) == ("float", 0.0)
     assert metrics.speedup_vs_compiled is None  # no compile involved: one figure
 

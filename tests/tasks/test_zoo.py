@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from autoquant import ConfigError
-from autoquant.evaluate import score
+from autoquant.measure import score
 from autoquant.tasks import digits_task
 from autoquant.tasks.zoo import build_zoo_model, cache_dir, load_zoo_model, zoo_models
 

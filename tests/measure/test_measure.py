@@ -1,16 +1,22 @@
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+import autoquant
 from autoquant import DataError, QuantConfig, apply
 from autoquant.errors import ConfigError
-from autoquant.evaluate import (
+from autoquant.measure import (
     Answers,
+    FloatReference,
     Scenario,
+    Scored,
     count_flips,
-    evaluate,
     example_batch,
     get_scenario,
+    measure,
     measure_latency,
     output_sqnr,
     predict,
@@ -24,13 +30,7 @@ from autoquant.tasks import digits_task
 
 def test_metrics_against_float(cnn_task):
     quantized = apply(cnn_task.model, QuantConfig(calibration_batches=4), cnn_task.calibration_data)
-    metrics = evaluate(
-        quantized,
-        cnn_task.model,
-        cnn_task.validation_data,
-        cnn_task.metric,
-        Scenario(batch_size=4, threads=1),
-    )
+    metrics = measure(quantized, FloatReference.of(cnn_task, Scenario(batch_size=4, threads=1)))
     float_accuracy = score(cnn_task.model, cnn_task.validation_data, cnn_task.metric)
     assert metrics.float_accuracy == float_accuracy
     assert metrics.drop_points == pytest.approx(100 * (float_accuracy - metrics.accuracy))
@@ -51,7 +51,7 @@ def test_flips_count_every_changed_answer_not_only_the_net_loss():
     task = digits_task("cnn_outliers")
     quantized = apply(task.model, QuantConfig(method="dynamic_int8"), task.calibration_data)
     data = task.validation_data
-    metrics = evaluate(quantized, task.model, data, task.metric, Scenario())
+    metrics = measure(quantized, FloatReference.of(task, Scenario(), data))
     float_outputs, targets = predict(task.model, data)
     outputs, _ = predict(quantized, data)
     changed = outputs.argmax(dim=1) != float_outputs.argmax(dim=1)
@@ -90,8 +90,8 @@ def test_flips_are_not_counted_when_the_data_comes_in_another_order():
     ordered = DataLoader(TensorDataset(inputs, targets), batch_size=64)
     quantized = apply(task.model, QuantConfig(method="dynamic_int8"), task.calibration_data)
     torch.manual_seed(0)
-    assert evaluate(quantized, task.model, shuffled, task.metric, Scenario()).flips is None
-    assert evaluate(quantized, task.model, ordered, task.metric, Scenario()).flips is not None
+    assert measure(quantized, FloatReference.of(task, Scenario(), shuffled)).flips is None
+    assert measure(quantized, FloatReference.of(task, Scenario(), ordered)).flips is not None
 
 
 def test_output_sqnr_is_the_signal_to_noise_ratio_of_the_scores_in_db():
@@ -121,7 +121,7 @@ def test_output_sqnr_ranks_coarser_quantization_lower(cnn_task):
         for name, model in (("every", every), ("kept", kept))
     }
     assert 10 < sqnr["every"] < sqnr["kept"] < float("inf")
-    metrics = evaluate(every, cnn_task.model, data, metric, Scenario())
+    metrics = measure(every, FloatReference.of(cnn_task, Scenario(), data))
     assert metrics.output_sqnr_db == pytest.approx(sqnr["every"])
 
 
@@ -130,11 +130,10 @@ def test_float_answers_passed_in_give_the_same_flips():
     quantized = apply(task.model, QuantConfig(method="dynamic_int8"), task.calibration_data)
     data = task.validation_data
     accuracy, answers = score_and_answers(task.model, data, task.metric)
-    known = evaluate(
-        quantized, task.model, data, task.metric, float_accuracy=accuracy, float_answers=answers
-    )
-    assert known.flips == evaluate(quantized, task.model, data, task.metric).flips > 0
-    assert known.float_accuracy == accuracy
+    known = FloatReference.of(task, Scenario(), data, accuracy=accuracy, answers=answers)
+    measured = FloatReference.of(task, Scenario(), data)
+    assert measure(quantized, known).flips == measure(quantized, measured).flips > 0
+    assert measured.accuracy == accuracy
 
 
 def test_score_refuses_a_metric_out_of_range(cnn_task):
@@ -175,3 +174,44 @@ def test_scenarios():
         get_scenario("bs8")
     with pytest.raises(ConfigError, match="'batch_size' parameter of Scenario"):
         Scenario(batch_size=0)
+
+
+def test_candidates_measured_together_share_one_float_timing(cnn_task):
+    # the final round's way: several candidates, one interleaved run with float once
+    reference = FloatReference.of(cnn_task, Scenario())
+    dynamic = apply(cnn_task.model, QuantConfig(method="dynamic_int8"), cnn_task.calibration_data)
+    static = apply(cnn_task.model, QuantConfig(calibration_batches=2), cnn_task.calibration_data)
+    first, second = measure([dynamic, static], reference)
+    assert first.float_latency_ms == second.float_latency_ms
+    assert first.latency_ms != second.latency_ms
+    assert (first.size_bytes, second.size_bytes) == tuple(map(serialized_size, (dynamic, static)))
+    # scores given are used as they are, not measured again
+    given = Scored(accuracy=0.5, flips=3)
+    assert measure(dynamic, reference, scored=given).accuracy == 0.5
+
+
+def test_the_drop_in_a_budgets_unit_follows_the_metric():
+    from autoquant import Budget
+    from autoquant.tasks.metrics import get_metric
+
+    top1, mse = get_metric("top1"), get_metric("mse")
+    assert Budget(1.0).drop_between(top1, 0.9, 0.88) == pytest.approx(2.0)  # points
+    assert Budget(1.0, relative=True).drop_between(top1, 0.9, 0.88) == pytest.approx(2.222, 1e-3)
+    assert Budget(1.0).drop_between(mse, 0.2, 0.3) == pytest.approx(0.1)  # lower is better
+
+
+def test_only_the_measure_package_scores_and_times_candidates():
+    # measure() is the one place a candidate is timed against float and its Metrics made;
+    # ``inspect`` times the float model alone (how much work it is), which is allowed
+    root = Path(autoquant.__file__).parent
+    callers = {
+        str(path.relative_to(root))
+        for path in root.rglob("*.py")
+        if re.search(r"\b(measure_latency|make_metrics)\(", path.read_text())
+    }
+    assert callers <= {
+        "measure/latency.py",
+        "measure/result.py",
+        "measure/compare.py",
+        "analysis.py",
+    }

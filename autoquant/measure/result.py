@@ -1,0 +1,104 @@
+"""Metrics: what one candidate measured against the float model in the same run."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import torch
+from torch import nn
+
+from autoquant.measure.latency import Timing
+from autoquant.measure.scenario import Scenario
+from autoquant.tasks.metrics import Metric
+
+
+def serialized_size(model: nn.Module) -> int:
+    """Bytes of the model's state_dict as torch.save writes it (packed weights included)."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell()
+
+
+@dataclasses.dataclass(frozen=True)
+class Metrics:
+    """What one candidate measured, against the float model in the same run.
+
+    ``accuracy`` is the task metric's score (any metric, not only accuracy); ``drop_points``
+    its drop on the budget's scale: points (hundredths) of a [0, 1] metric, the metric's own
+    units otherwise, positive when worse whichever way the metric points;
+    ``speedup`` is float latency / candidate latency (above 1 is faster), where the float
+    model is the scenario's baseline, ``reference``: ``float`` (eager) or ``compiled float``.
+    Where compile is involved (the candidate or the baseline is compiled) both figures are
+    kept: ``speedup_vs_eager`` and ``speedup_vs_compiled``. ``compile_seconds`` is what the
+    candidate's first compilation took. ``flips`` counts the examples whose top-1 class differs
+    from the float model's (``count_flips``; None unless the task is single-label
+    classification and the data came in the same order), and ``output_sqnr_db`` how closely
+    its class scores follow float's (``output_sqnr``; None where ``flips`` is).
+    """
+
+    accuracy: float
+    float_accuracy: float
+    drop_points: float
+    drop_relative: float
+    latency_ms: float
+    latency_spread_ms: float
+    float_latency_ms: float
+    speedup: float
+    size_bytes: int
+    float_size_bytes: int
+    size_ratio: float
+    scenario: str
+    compile_seconds: float = 0.0
+    reference: str = "float"
+    speedup_vs_eager: float | None = None
+    speedup_vs_compiled: float | None = None
+    flips: int | None = None
+    output_sqnr_db: float | None = None
+    metric: str = "top1"  # the task's metric ``accuracy`` holds
+    bounded: bool = True  # whether it lies in [0, 1] (``drop_points`` then in points)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def make_metrics(
+    accuracy: float,
+    float_accuracy: float,
+    timings: dict[str, Timing],
+    size_bytes: int,
+    float_size_bytes: int,
+    scenario: Scenario,
+    *,
+    metric: Metric,
+    compile_seconds: float = 0.0,
+    flips: int | None = None,
+    output_sqnr_db: float | None = None,
+) -> Metrics:
+    """Metrics from ``timings`` of ``float``, ``candidate`` and (optionally) ``compiled
+    float``; the speedup is against the scenario's baseline, the drop on ``metric``'s scale."""
+    candidate = timings["candidate"].median_ms
+    baseline = timings[scenario.reference].median_ms
+    compiled = timings.get("compiled float")
+    return Metrics(
+        accuracy=accuracy,
+        float_accuracy=float_accuracy,
+        drop_points=metric.drop(float_accuracy, accuracy),
+        drop_relative=metric.relative_drop(float_accuracy, accuracy),
+        latency_ms=candidate,
+        latency_spread_ms=timings["candidate"].spread_ms,
+        float_latency_ms=baseline,
+        speedup=baseline / candidate,
+        size_bytes=size_bytes,
+        float_size_bytes=float_size_bytes,
+        size_ratio=size_bytes / float_size_bytes,
+        scenario=scenario.name,
+        compile_seconds=compile_seconds,
+        reference=scenario.reference,
+        speedup_vs_eager=timings["float"].median_ms / candidate if compiled else None,
+        speedup_vs_compiled=compiled.median_ms / candidate if compiled else None,
+        flips=flips,
+        output_sqnr_db=output_sqnr_db,
+        metric=metric.name,
+        bounded=metric.bounded,
+    )
