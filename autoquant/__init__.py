@@ -11,28 +11,24 @@ MLflow tracking lives in ``autoquant.tracking`` (``MlflowTracker``), the built-i
 model zoo in ``autoquant.tasks``.
 """
 
-from autoquant._warnings import silence_torch_ao_warnings
-
-silence_torch_ao_warnings()
-
-from autoquant.analysis import inspect  # noqa: E402
-from autoquant.apply import apply  # noqa: E402
-from autoquant.budget import Budget  # noqa: E402
-from autoquant.config import QuantConfig  # noqa: E402
-from autoquant.errors import (  # noqa: E402
+from autoquant.analysis import inspect
+from autoquant.apply import apply
+from autoquant.budget import Budget
+from autoquant.config import QuantConfig
+from autoquant.errors import (
     AutoQuantError,
     ConfigError,
     DataError,
     ModelError,
     UnsupportedError,
 )
-from autoquant.export import load  # noqa: E402
-from autoquant.measure import Metrics, Scenario  # noqa: E402
-from autoquant.methods import available_methods, capabilities, register_method  # noqa: E402
-from autoquant.quantized import QuantizedModel  # noqa: E402
-from autoquant.recommend import Recommendation  # noqa: E402
-from autoquant.study import search  # noqa: E402
-from autoquant.tasks import Task  # noqa: E402
+from autoquant.export import load
+from autoquant.measure import Metrics, Scenario
+from autoquant.methods import available_methods, capabilities, register_method
+from autoquant.quantized import QuantizedModel
+from autoquant.recommend import Recommendation
+from autoquant.study import search
+from autoquant.tasks import Task
 
 __version__ = "0.1.0"
 

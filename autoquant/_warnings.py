@@ -1,14 +1,19 @@
-"""The one place where the noise of torch.ao.quantization is silenced.
+"""The one place where the noise of torch.ao.quantization is silenced, around autoquant's calls.
 
 torch.ao.quantization warns on every call that it is deprecated, and its observers warn about
 ``reduce_range`` for every layer. autoquant knows both (a torchao engine can sit beside the
 torch.ao methods in the registry), so the messages would only flood a user's terminal. Only
-these exact messages are filtered; every other warning still reaches the user.
+these exact messages are filtered, and only while autoquant's own functions run (``quiet``);
+every other warning still reaches the user, and importing autoquant changes no filter.
 """
 
+import contextlib
+import functools
 import logging
 import re
+import threading
 import warnings
+from collections.abc import Callable, Iterator
 
 SILENCED = (
     r"torch\.ao\.quantization is deprecated",
@@ -61,8 +66,62 @@ class _DropMessage(logging.Filter):
         return not self.pattern.search(record.getMessage())
 
 
-def silence_torch_ao_warnings() -> None:
-    for message in SILENCED:
-        warnings.filterwarnings("ignore", message=message)
-    for logger, message in SILENCED_LOGS.items():
-        logging.getLogger(logger).addFilter(_DropMessage(message))
+LOG_FILTERS = {logger: _DropMessage(message) for logger, message in SILENCED_LOGS.items()}
+
+_lock = threading.Lock()
+_depth = 0
+_added: list[tuple] = []
+
+
+def _enter() -> None:
+    global _depth
+    with _lock:
+        if _depth == 0:
+            before = list(warnings.filters)
+            for message in SILENCED:
+                warnings.filterwarnings("ignore", message=message)
+            # only the entries this scope added are removed on leaving (not a user's own)
+            _added[:] = [f for f in warnings.filters if f not in before]
+            for logger, log_filter in LOG_FILTERS.items():
+                logging.getLogger(logger).addFilter(log_filter)
+        _depth += 1
+
+
+def _leave() -> None:
+    global _depth
+    with _lock:
+        _depth -= 1
+        if _depth == 0:
+            for entry in _added:
+                if entry in warnings.filters:
+                    warnings.filters.remove(entry)
+            _added.clear()
+            for logger, log_filter in LOG_FILTERS.items():
+                logging.getLogger(logger).removeFilter(log_filter)
+            getattr(warnings, "_filters_mutated", lambda: None)()  # drops cached decisions
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the messages autoquant knows (``SILENCED``) for the duration of its own calls.
+
+    Scopes nest and may overlap across threads (a search's trials run in threads): the filters
+    are added by the outermost scope and removed when the last one ends, so a user's own
+    warning filters are never replaced, and ``import autoquant`` changes none.
+    """
+    _enter()
+    try:
+        yield
+    finally:
+        _leave()
+
+
+def quietly(function: Callable) -> Callable:
+    """``function`` run inside ``quiet()``."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with quiet():
+            return function(*args, **kwargs)
+
+    return wrapper

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from autoquant._warnings import quietly
 from autoquant.data import call, concat, first_examples
 from autoquant.layers import quantizable_layers
 from autoquant.measure import measure_latency, serialized_size
@@ -121,6 +122,7 @@ def _count_macs(model: nn.Module, example: Any) -> dict[str, int]:
     return macs
 
 
+@quietly
 def inspect(model: nn.Module, example: Any) -> ModelReport:
     """Analyse ``model`` on ``example`` (one input batch, batch size 1 is best).
 

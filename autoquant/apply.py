@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from autoquant._warnings import quietly
 from autoquant.backends import BACKENDS, check_backend, quantized_engine
 from autoquant.config import QuantConfig
 from autoquant.data import (
@@ -40,6 +41,7 @@ def check_supported(config: QuantConfig) -> None:
         )
 
 
+@quietly
 def apply(
     model: nn.Module,
     config: QuantConfig,

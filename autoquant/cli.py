@@ -646,14 +646,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import autoquant  # noqa: F401 - silences torch.ao's deprecation noise before any work
+    from autoquant._warnings import quiet
     from autoquant.errors import AutoQuantError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command line as given, for reports that say how to rerun them
     try:
-        return args.run(args)
+        with quiet():  # torch.ao's deprecation noise, for every verb
+            return args.run(args)
     except AutoQuantError as err:
         print(f"autoquant: error: {err}", file=sys.stderr)
         return EXIT_USAGE

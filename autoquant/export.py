@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from autoquant._warnings import quietly
 from autoquant.backends import quantized_engine
 from autoquant.config import QuantConfig
 from autoquant.data import as_args, batch_length, concat
@@ -88,6 +89,7 @@ def to_torchscript(model: QuantizedModel, example: Any) -> torch.jit.ScriptModul
             return torch.jit.trace(model.module, args, check_trace=False, strict=False)
 
 
+@quietly
 def save(
     model: QuantizedModel, out_dir: str | Path, example: Any, extra: dict | None = None
 ) -> dict[str, Path]:
@@ -154,6 +156,7 @@ class LoadedModel(nn.Module):
             return self.scripted(*args, **kwargs)
 
 
+@quietly
 def load(path: str | Path, compile: bool = True) -> LoadedModel:
     """Load a model saved by ``save`` (or ``autoquant search --out``).
 

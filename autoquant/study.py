@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 import optuna
 
 from autoquant._validation import check_choice, check_float, check_int
+from autoquant._warnings import quietly
 from autoquant.analysis import inspect
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
@@ -452,6 +453,7 @@ def default_study_name(
     return f"{task.name}-{task.model_name}-{space.name}-{objective}-{budget}-{scenario.name}"
 
 
+@quietly
 def search(
     task: Task,
     budget: Budget | str | float = "1pt",
@@ -551,6 +553,7 @@ class SearchSession:
     def finished_trials(self) -> int:
         return len(self.study.get_trials(deepcopy=False, states=FINISHED))
 
+    @quietly
     def run(
         self,
         *,
@@ -610,6 +613,7 @@ class SearchSession:
                 bar.close()
         return len(ran)
 
+    @quietly
     def finish(self) -> Recommendation:
         """Recommend from every trial of the study (all processes' included)."""
         runner = self.runner
@@ -633,6 +637,7 @@ class SearchSession:
         return recommendation
 
 
+@quietly
 def open_search(
     task: Task,
     budget: Budget | str | float = "1pt",
@@ -721,6 +726,7 @@ def open_search(
     return SearchSession(study, runner, n_trials, tracker, started, log)
 
 
+@quietly
 def join_search(
     storage: str,
     study_name: str,

@@ -7,6 +7,7 @@ running in parallel threads each log their own run safely.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -15,6 +16,8 @@ import platform
 import tempfile
 import threading
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +50,11 @@ def check_reachable(uri: str) -> None:
                 f"The MLflow tracking URI {uri!r} points into {str(folder)!r}, which does not "
                 f"exist or is not writable. Create the folder or pass another --tracking-uri."
             )
-    if uri.startswith(("http://", "https://")):
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     try:
+        if uri.startswith(("http://", "https://")):
+            # a quick probe: MLflow's client would retry for minutes before giving up (its
+            # retries are set by the user's environment, which autoquant leaves alone)
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5).close()
         MlflowClient(uri).search_experiments(max_results=1)
     except Exception as err:  # noqa: BLE001 - any failure here means "cannot track"
         raise ConfigError(
@@ -59,6 +63,25 @@ def check_reachable(uri: str) -> None:
             f"(--tracking-uri or MLFLOW_TRACKING_URI), or leave both unset to use "
             f"{DEFAULT_TRACKING_URI}."
         ) from None
+
+
+@contextlib.contextmanager
+def _fluent_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's fluent API (``log_model``) at ``uri``, then the user's settings back as they
+    were: ``mlflow.set_tracking_uri`` also writes ``$MLFLOW_TRACKING_URI`` into the process
+    environment, which autoquant must not leave changed."""
+    from mlflow.tracking._tracking_service import utils
+
+    previous_uri, previous_env = utils._tracking_uri, os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+        if previous_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
 def param_value(value: Any) -> str:
@@ -376,11 +399,10 @@ class MlflowTracker:
         # quantized models. Requirements are given so MLflow does not spend seconds inferring.
         import mlflow.pytorch
 
-        mlflow.set_tracking_uri(self.uri)
         # MLflow warns that pickle-format models run code when loaded; TorchScript is the only
         # format that holds these models, and autoquant says so in its docs.
         logging.getLogger("mlflow.pytorch").setLevel(logging.ERROR)
-        with mlflow.start_run(run_id=run_id):
+        with _fluent_tracking_uri(self.uri), mlflow.start_run(run_id=run_id):
             info = mlflow.pytorch.log_model(
                 scripted,
                 name="model",
@@ -397,9 +419,8 @@ class MlflowTracker:
         import mlflow.pytorch
         import torchao
 
-        mlflow.set_tracking_uri(self.uri)
         batch = example if batch_length(example) > 1 else concat([example, example])
-        with mlflow.start_run(run_id=run_id):
+        with _fluent_tracking_uri(self.uri), mlflow.start_run(run_id=run_id):
             info = mlflow.pytorch.log_model(
                 module,
                 name="model",

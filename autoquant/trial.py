@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from autoquant._warnings import quiet
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
 from autoquant.measure import FloatReference, measure, score
@@ -119,14 +120,13 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 def _serve(evaluator: Evaluator, connection) -> None:
     """The isolated worker: evaluate each config it receives until told to stop."""
-    import autoquant  # noqa: F401 - a spawned process silences torch.ao's noise again
-
     while True:
         config = connection.recv()
         if config is None:
             return
         try:
-            connection.send(("ok", evaluator(config)))
+            with quiet():
+                connection.send(("ok", evaluator(config)))
         except Exception as err:  # noqa: BLE001 - every failure goes back as the trial's reason
             connection.send(("error", f"{type(err).__name__}: {str(err).strip()[:500]}"))
 

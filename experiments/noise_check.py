@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
 from autoquant import QuantConfig, apply
 from autoquant.measure import FloatReference, get_scenario, measure_latency
 from autoquant.tasks import digits_task

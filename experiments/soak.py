@@ -181,7 +181,6 @@ def main() -> None:
     parser.add_argument("--study", help=argparse.SUPPRESS)
     parser.add_argument("--tracking-uri", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
 
     if args.worker:
         worker(args)

@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
 from autoquant import apply
 from autoquant.bench import FULL
 from autoquant.history import space_configs

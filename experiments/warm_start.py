@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 
-import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
 from autoquant.measure import SCENARIOS
 from autoquant.recommend import Finalist, final_round
 from autoquant.report import format_table

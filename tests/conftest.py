@@ -1,9 +1,10 @@
 import hashlib
+import os
+import sys
 
 import pytest
 import torch
 
-import autoquant  # noqa: F401 - silences torch.ao's deprecation noise
 from autoquant._warnings import SILENCED
 from autoquant.tasks import digits_task
 
@@ -41,3 +42,17 @@ def lstm_task():
 @pytest.fixture(scope="session")
 def transformer_task():
     return digits_task("transformer")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment():
+    """Every test starts from the same process environment and MLflow tracking URI: nothing a
+    test (or the code it runs) sets leaks into the next one."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    if "mlflow" in sys.modules:  # MLflow's global URI, which set_tracking_uri also changes
+        from mlflow.tracking._tracking_service import utils
+
+        utils._tracking_uri = None

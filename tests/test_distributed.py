@@ -70,8 +70,9 @@ def test_two_workers_share_a_study(tmp_path):
         ]
         assert len(ran) == 2 and min(ran) >= 1 and sum(ran) == len(trials)
 
-        mlflow.set_tracking_uri(tracking)
-        runs = mlflow.search_runs(experiment_names=["shared"], output_format="list")
+        client = mlflow.MlflowClient(tracking)
+        experiment = client.get_experiment_by_name("shared")
+        runs = client.search_runs([experiment.experiment_id], max_results=1000)
         parent = [r for r in runs if r.data.tags.get("autoquant.role") == "study"]
         children = [r for r in runs if r.data.tags.get("autoquant.role") == "trial"]
         assert len(parent) == 1

@@ -183,8 +183,9 @@ def test_a_model_mlflow_cannot_hold_still_gets_its_study_logged(tmp_path):
     assert code in (0, 3)
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
-    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    client = mlflow.MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(experiments, max_results=1000)
     parent = next(r for r in runs if r.data.tags.get("autoquant.role") == "study")
     assert parent.info.status == "FINISHED"
     assert "ClassifierOutput" in parent.data.tags["autoquant.model_not_logged"]

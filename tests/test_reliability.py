@@ -195,8 +195,9 @@ def test_sigkill_mid_trial_then_restart(tmp_path):
     assert completed <= {n for n, s in after.items() if s == "COMPLETE"}  # none lost
     assert len(after) == 6 and "RUNNING" not in after.values()
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    runs = mlflow.search_runs(experiment_names=["crash"], output_format="list")
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("crash")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
     by_trial = {
         int(r.data.tags["autoquant.trial"]): r for r in runs if "autoquant.trial" in r.data.tags
     }

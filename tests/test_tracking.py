@@ -1,7 +1,8 @@
-"""Every trial in MLflow: read back through mlflow.search_runs and checked against the study."""
+"""Every trial in MLflow: read back through MlflowClient and checked against the study."""
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -25,6 +26,11 @@ SPACE = parse_space(
 )
 
 
+#: The process environment around the tracked search (it logs a model with MLflow's fluent API,
+#: which writes $MLFLOW_TRACKING_URI): autoquant must leave it as it was.
+ENVIRONMENT: dict[str, dict] = {}
+
+
 @pytest.fixture(scope="module")
 def tracked_study(tmp_path_factory):
     """20 trials on the outlier model: int8 pruned, fp16 made to fail, fp32 complete."""
@@ -38,6 +44,7 @@ def tracked_study(tmp_path_factory):
         raise RuntimeError("injected failure")
 
     method.quantize = broken
+    ENVIRONMENT["before"] = dict(os.environ)
     try:
         rec = search(
             digits_task(OutlierMLP(), model_name="outlier_mlp"),
@@ -53,10 +60,11 @@ def tracked_study(tmp_path_factory):
         )
     finally:
         method.quantize = original
+    ENVIRONMENT["after"] = dict(os.environ)
     study = optuna.load_study(study_name="tracked", storage=storage)
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name("tracked")
-    runs = mlflow.search_runs([experiment.experiment_id], output_format="list", max_results=1000)
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tracked")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
     return rec, study, runs, uri, folder
 
 
@@ -221,14 +229,23 @@ def test_parallel_trials_attach_to_their_parent(tmp_path, cnn_task):
         log=lambda _: None,
         tracker=MlflowTracker(uri),
     )
-    mlflow.set_tracking_uri(uri)
-    experiment = mlflow.get_experiment_by_name("parallel")
-    runs = mlflow.search_runs([experiment.experiment_id], output_format="list")
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("parallel")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
     parent = [r for r in runs if r.data.tags.get("autoquant.role") == "study"]
     children = [r for r in runs if r.data.tags.get("autoquant.role") == "trial"]
     assert len(parent) == 1 and len(children) == 6
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent[0].info.run_id}
     assert sorted(int(c.data.tags["autoquant.trial"]) for c in children) == list(range(6))
+
+
+def test_a_tracked_search_leaves_the_process_environment_as_it_was(tracked_study):
+    assert tracked_study[0].model is not None  # the model was logged (fluent API)
+    # (MLflow's telemetry keeps a private session id there, set and cleared by MLflow itself)
+    before, after = (
+        {k: v for k, v in e.items() if "TELEMETRY" not in k} for e in ENVIRONMENT.values()
+    )
+    assert after == before
 
 
 def test_unreachable_tracking_server_fails_before_the_study():

@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import nn
 
+from autoquant._warnings import quietly
 from autoquant.compile import compile_module
 from autoquant.measure.latency import Timing, example_batch, measure_latency
 from autoquant.measure.result import Metrics, make_metrics, serialized_size
@@ -124,6 +125,7 @@ class FloatReference:
         )
 
 
+@quietly
 def measure(
     candidates: nn.Module | Sequence[nn.Module],
     reference: FloatReference,

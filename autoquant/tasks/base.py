@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from autoquant._warnings import quietly
 from autoquant.data import Adapter, call, check_reiterable, describe
 from autoquant.errors import ConfigError, DataError, ModelError
 from autoquant.tasks.metrics import Metric, get_metric, top1
@@ -145,6 +146,7 @@ class Task:
                 ) from None
             self.adapter.output(outputs)
 
+    @quietly
     def build(self, config: QuantConfig) -> QuantizedModel:
         """``autoquant.apply`` of ``config`` to this task's model, with its calibration and
         training data, loss and adapter: how every candidate of a search is built."""
