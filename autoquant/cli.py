@@ -1,15 +1,27 @@
-"""The ``autoquant`` command: one verb per job, each parsing its flags and calling the library."""
+"""The ``autoquant`` command: one verb per job, each parsing its flags and calling the library.
+
+Every verb exits 0 when done, 2 on bad input (the message says what and how to fix it), 3 when
+no configuration meets the budget, 1 on any other failure (one line; the traceback goes to a
+file, or to the terminal with ``--debug``), 130 when interrupted. A verb leaves what it has to
+show in ``args.result`` (printed as JSON with ``--json``) and ``args.summary`` (the one line
+``--quiet`` prints).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INFEASIBLE = 3
+EXIT_INTERRUPTED = 130
 
 
 TASK_HELP = (
@@ -62,9 +74,17 @@ TASK_SETTINGS = ("task", "model", "checkpoint", "data", "metric", "resize", "cro
 
 
 def _task_for(args: argparse.Namespace):
+    from autoquant.errors import ConfigError
     from autoquant.experiment import Experiment, build_task
 
-    return build_task(Experiment(**{k: getattr(args, k, None) for k in TASK_SETTINGS}))
+    option = getattr(args, "model_option", None)
+    if option and args.model and option != args.model:
+        raise ConfigError(
+            f"Two models were given: {args.model!r} and --model {option!r}. Give one."
+        )
+    settings = {k: getattr(args, k, None) for k in TASK_SETTINGS}
+    settings["model"] = option or settings["model"]
+    return build_task(Experiment(**settings))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -92,6 +112,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     measure_configs(task, DEMO_CONFIGS, scenario, on_done=show)
     print()
     print(format_table(rows, METRIC_COLUMNS))
+    args.summary = f"measured {len(rows)} configurations of {task.model_name}"
     return EXIT_OK
 
 
@@ -140,14 +161,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from autoquant.errors import ConfigError
     from autoquant.experiment import Experiment, build_task, load_experiment
-    from autoquant.export import save
-    from autoquant.measure import example_batch, get_scenario
-    from autoquant.report import (
-        METRIC_COLUMNS,
-        finalist_rows,
-        format_table,
-        recommendation_markdown,
-    )
+    from autoquant.measure import get_scenario
+    from autoquant.report import METRIC_COLUMNS, finalist_rows, format_table
     from autoquant.study import open_search
 
     experiment = load_experiment(args.experiment) if args.experiment else Experiment()
@@ -190,11 +205,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         isolate=args.isolate,
         experiment={k: getattr(experiment, k) for k in TASK_SETTINGS},
     )
+    workers_failed = False
     try:
         if args.workers > 1:
-            _run_workers(args.workers, storage, session.study.study_name, tracker, args)
+            workers_failed = not _run_workers(
+                args.workers, storage, session.study.study_name, tracker, args
+            )
         else:
-            session.run(n_jobs=experiment.jobs, timeout=experiment.timeout)
+            session.run(n_jobs=experiment.jobs, timeout=experiment.timeout, progress=not args.quiet)
     except KeyboardInterrupt:
         if tracker:
             tracker.fail_study("KILLED")
@@ -207,7 +225,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             ),
             file=sys.stderr,
         )
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         session.runner.close()
     out = Path(experiment.out or Path("autoquant-out") / session.study.study_name)
@@ -222,36 +240,25 @@ def cmd_search(args: argparse.Namespace) -> int:
     print()
     split = "test" if task.test_data is not None else "validation"
     print(f"Final round on the {split} data, timed head to head ({scenario.name}):")
-    rows = finalist_rows(rec)
-    print(format_table(rows, METRIC_COLUMNS))
-
-    example = example_batch(task.validation_data, 1, task)
-    paths = save(
-        rec.model,
-        out,
-        example,
-        extra={
-            "explanation": rec.explanation,
-            "metrics": rec.metrics.to_dict(),
-            "test_metrics": rec.test_metrics.to_dict() if rec.test_metrics else None,
-            "feasible": rec.feasible,
-            "budget": str(rec.budget),
-            "study": rec.study_name,
-        },
-    )
-    (out / "report.md").write_text(recommendation_markdown(rec, rows))
-    if tracker is None:
-        from autoquant.plots import save_plots
-
-        save_plots(rec, out)
-    else:
+    print(format_table(finalist_rows(rec), METRIC_COLUMNS))
+    # with MLflow, the tracker wrote the plots beside the model (and logged them)
+    paths = rec.save(out, plots=tracker is None)
+    if tracker is not None:
         print(
             f"Logged to MLflow ({tracker.uri}), experiment {rec.study_name!r}: "
             f"`autoquant ui` to browse it."
         )
-    print(f"\nSaved to {out}/: {', '.join(p.name for p in paths.values())}, report.md")
+    print(f"\nSaved to {out}/: {', '.join(p.name for p in paths.values())}")
+    args.result = {**rec.summary(), "out": str(out), "files": {k: str(p) for k, p in paths.items()}}
+    args.summary = (
+        f"{rec.config.label()}: {rec.metrics.speedup:.2f}x, drop {rec.budget.drop(rec.metrics):.2f}"
+        f" (budget {rec.budget}), saved to {out}"
+    )
+    if workers_failed:
+        return EXIT_ERROR
     if not rec.feasible:
         print(f"No configuration met the budget {rec.budget}; the best effort was saved.")
+        args.summary = f"no configuration met the budget {rec.budget}; best effort saved to {out}"
         return EXIT_INFEASIBLE
     return EXIT_OK
 
@@ -262,6 +269,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from autoquant.tracking import studies
 
     rows = studies(args.tracking_uri)
+    args.result = rows
+    args.summary = f"{len(rows)} studies"
     if not rows:
         print("No autoquant study in this MLflow store yet: run `autoquant search` first.")
         return EXIT_OK
@@ -307,8 +316,9 @@ def _free_study_name(storage: str, name: str) -> str:
     return f"{name}-{number}"
 
 
-def _run_workers(count: int, storage: str, study: str, tracker, args) -> None:
-    """Start ``count`` local `autoquant worker` processes on the study and wait for them."""
+def _run_workers(count: int, storage: str, study: str, tracker, args) -> bool:
+    """Start ``count`` local `autoquant worker` processes on the study and wait for them;
+    whether every one of them finished cleanly."""
     import subprocess
 
     command = [
@@ -339,6 +349,7 @@ def _run_workers(count: int, storage: str, study: str, tracker, args) -> None:
             f"finished are kept.",
             file=sys.stderr,
         )
+    return not failed
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -361,27 +372,33 @@ def cmd_worker(args: argparse.Namespace) -> int:
         ran = session.run(progress=False, shared=True)
     finally:
         session.runner.close()
-    print(
+    args.summary = (
         f"worker done: ran {ran} trial(s); the study {args.study!r} holds "
         f"{session.finished_trials()} finished trials."
     )
+    print(args.summary)
     return EXIT_OK
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Show a model's quantizable layers, traceability, applicable methods, latency and size."""
+    import dataclasses
+
     from autoquant.analysis import inspect
     from autoquant.measure import example_batch
 
     task = _task_for(args)
     report = inspect(task.model, example_batch(task.validation_data, 1, task))
-    print(f"{task.model_name}: {len(report.layers)} quantizable layers")
+    args.summary = f"{task.model_name}: {len(report.layers)} quantizable layers"
+    print(args.summary)
     print(report.table())
+    args.result = {"model": task.model_name, **dataclasses.asdict(report)}
     return EXIT_OK
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     """Suggest a configuration in seconds, without a search: expert rules or past studies."""
+    import dataclasses
     import time
 
     from autoquant.analysis import inspect
@@ -438,16 +455,27 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     print(format_table(rows, ["candidate", "est. speedup", "est. size", "est. drop", "why"]))
     best = best_estimate(estimates, budget)
     print()
+    args.result = {
+        "model": task.model_name,
+        "budget": str(budget),
+        "scenario": scenario.name,
+        "estimates": [{**dataclasses.asdict(e), "label": e.config.label()} for e in estimates],
+        "suggestion": None
+        if best is None
+        else {**dataclasses.asdict(best), "label": best.config.label()},
+    }
     if best is None:
-        print(f"No candidate held the budget {budget} in the quick estimate: run a search.")
+        args.summary = f"No candidate held the budget {budget} in the quick estimate: run a search."
+        print(args.summary)
     else:
-        print(f"Suggestion: {best.config.label()} ({best.reason})")
+        args.summary = f"Suggestion: {best.config.label()} ({best.reason})"
+        print(args.summary)
         print(f"config: {best.config.to_json()}")
     print(
         f"(estimates from a quick measurement on 2 validation batches at {scenario.name}, "
         f"{time.perf_counter() - started:.1f} s; `autoquant search` measures properly)"
     )
-    return EXIT_OK
+    return EXIT_OK if best is not None else EXIT_INFEASIBLE
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -493,7 +521,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for c in failed:
         missed = [k for k, v in c.checks.items() if v is False]
         print(f"  {c.model} {c.scenario} {c.budget}: missed {', '.join(missed)}")
-    return EXIT_OK
+    args.summary = (
+        f"{len(cells)} cells, {len(failed)} missed a check, {len(skipped)} not measured; "
+        f"wrote {report}"
+    )
+    # a cell that missed one of the benchmark's checks fails the run (--report-only lists what
+    # is not cached yet: that is its job, not a failure)
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def _add_trial_options(parser: argparse.ArgumentParser) -> None:
@@ -511,6 +545,8 @@ def _add_trial_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="zoo model name or module:factory")
+    # the same option as on search and demo; the positional form is kept for short commands
+    parser.add_argument("--model", dest="model_option", help="zoo model name or module:factory")
     parser.add_argument("--task", default="digits", help=TASK_HELP)
     parser.add_argument("--checkpoint", help="state_dict file, loaded with weights_only=True")
     _add_data_options(parser)
@@ -527,12 +563,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"autoquant {version('autoquant')}")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
     verbs.required = True
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="print only errors and a one-line result"
+    )
+    common.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
+    machine = argparse.ArgumentParser(add_help=False)
+    machine.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON on stdout (the rest on stderr)",
+    )
 
-    demo = verbs.add_parser("demo", help=cmd_demo.__doc__, description=cmd_demo.__doc__)
+    demo = verbs.add_parser(
+        "demo", parents=[common], help=cmd_demo.__doc__, description=cmd_demo.__doc__
+    )
     _add_task_options(demo)
     demo.set_defaults(run=cmd_demo)
 
-    search = verbs.add_parser("search", help=cmd_search.__doc__, description=cmd_search.__doc__)
+    search = verbs.add_parser(
+        "search", parents=[common, machine], help=cmd_search.__doc__, description=cmd_search.__doc__
+    )
     search.add_argument("experiment", nargs="?", help="experiment YAML file (flags override it)")
     search.add_argument("--task", help=TASK_HELP)
     search.add_argument("--model", help="zoo model name or module:factory (default resnet18)")
@@ -577,12 +630,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.set_defaults(run=cmd_search)
 
-    inspect = verbs.add_parser("inspect", help=cmd_inspect.__doc__, description=cmd_inspect.__doc__)
+    inspect = verbs.add_parser(
+        "inspect",
+        parents=[common, machine],
+        help=cmd_inspect.__doc__,
+        description=cmd_inspect.__doc__,
+    )
     _add_model_options(inspect)
     inspect.set_defaults(run=cmd_inspect)
 
     recommend = verbs.add_parser(
-        "recommend", help=cmd_recommend.__doc__, description=cmd_recommend.__doc__
+        "recommend",
+        parents=[common, machine],
+        help=cmd_recommend.__doc__,
+        description=cmd_recommend.__doc__,
     )
     _add_model_options(recommend)
     recommend.add_argument("--budget", default="1pt", help="largest drop (default 1pt)")
@@ -599,7 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--tracking-uri", help="MLflow store with the past studies")
     recommend.set_defaults(run=cmd_recommend)
 
-    worker = verbs.add_parser("worker", help=cmd_worker.__doc__, description=cmd_worker.__doc__)
+    worker = verbs.add_parser(
+        "worker", parents=[common], help=cmd_worker.__doc__, description=cmd_worker.__doc__
+    )
     worker.add_argument(
         "--storage",
         required=True,
@@ -611,16 +674,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trial_options(worker)
     worker.set_defaults(run=cmd_worker)
 
-    runs = verbs.add_parser("runs", help=cmd_runs.__doc__, description=cmd_runs.__doc__)
+    runs = verbs.add_parser(
+        "runs", parents=[common, machine], help=cmd_runs.__doc__, description=cmd_runs.__doc__
+    )
     runs.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
     runs.set_defaults(run=cmd_runs)
 
-    ui = verbs.add_parser("ui", help=cmd_ui.__doc__, description=cmd_ui.__doc__)
+    ui = verbs.add_parser("ui", parents=[common], help=cmd_ui.__doc__, description=cmd_ui.__doc__)
     ui.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
     ui.add_argument("--port", type=int, help="port (default: a free one)")
     ui.set_defaults(run=cmd_ui)
 
-    bench = verbs.add_parser("bench", help=cmd_bench.__doc__, description=cmd_bench.__doc__)
+    bench = verbs.add_parser(
+        "bench", parents=[common], help=cmd_bench.__doc__, description=cmd_bench.__doc__
+    )
     bench.add_argument("--quick", action="store_true", help="a small plan that finishes in minutes")
     bench.add_argument("--models", nargs="+", help="zoo models (default: all)")
     bench.add_argument("--scenarios", nargs="+", help="default: bs1-t1 bs64-t2")
@@ -640,7 +707,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.set_defaults(run=cmd_bench)
 
-    methods = verbs.add_parser("methods", help=cmd_methods.__doc__, description=cmd_methods.__doc__)
+    methods = verbs.add_parser(
+        "methods", parents=[common], help=cmd_methods.__doc__, description=cmd_methods.__doc__
+    )
     methods.set_defaults(run=cmd_methods)
     return parser
 
@@ -650,17 +719,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     from autoquant.errors import AutoQuantError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # a usage error exits 2 here, with argparse's message
     args.argv = argv  # the command line as given, for reports that say how to rerun them
+    args.result, args.summary = None, None
+    stdout = sys.stdout
     try:
-        with quiet():  # torch.ao's deprecation noise, for every verb
-            return args.run(args)
+        with quiet(), _verb_output(args):  # quiet(): torch.ao's deprecation noise
+            code = args.run(args)
     except AutoQuantError as err:
         print(f"autoquant: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("autoquant: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - one line for the user, the traceback in a file
+        if args.debug:
+            raise
+        print(
+            f"autoquant: unexpected error: {type(err).__name__}: {str(err).strip()[:300]}\n"
+            f"The full traceback is in {_write_traceback()}; rerun with --debug to see it here.",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    if getattr(args, "json", False):
+        print(json.dumps(_finite(args.result), indent=2, default=_jsonable), file=stdout)
+    elif args.quiet and args.summary:
+        print(args.summary, file=stdout)
+    return code
+
+
+@contextlib.contextmanager
+def _verb_output(args: argparse.Namespace) -> Iterator[None]:
+    """Where a verb's own lines go: the terminal; stderr with --json (stdout holds the JSON
+    alone); nowhere with --quiet (the summary is printed after)."""
+    if getattr(args, "json", False):
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    elif args.quiet:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    else:
+        yield
+
+
+def _finite(value):
+    """``value`` with NaN and infinite floats as None: strict JSON has no such numbers (an
+    SQNR is infinite when a candidate's outputs equal float's)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _jsonable(value):
+    return value.to_dict() if hasattr(value, "to_dict") else str(value)
+
+
+def _write_traceback() -> str:
+    import tempfile
+    import traceback
+
+    with tempfile.NamedTemporaryFile(
+        "w", prefix="autoquant-traceback-", suffix=".txt", delete=False
+    ) as file:
+        traceback.print_exc(file=file)
+    return file.name
 
 
 if __name__ == "__main__":

@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import Any
 
 import optuna
 
+from autoquant._warnings import quietly
 from autoquant.budget import Budget
 from autoquant.config import QuantConfig
 from autoquant.data import batch_length
-from autoquant.measure import FINAL_TIMING, FloatReference, Metrics, Scenario, Scored, measure
+from autoquant.measure import (
+    FINAL_TIMING,
+    FloatReference,
+    Metrics,
+    Scenario,
+    Scored,
+    example_batch,
+    measure,
+)
 from autoquant.quantized import QuantizedModel
 from autoquant.tasks.base import Task
 from autoquant.trial import time_limit
@@ -111,6 +121,7 @@ class Recommendation:
             to head and scored on the test data (``Finalist.metrics``).
         notes: What to know about how the search ran on this model and data: a calibration
             set shorter than the space asked for, methods the model cannot take, the metric.
+        example: One example of the model's inputs (what ``save`` traces or exports it with).
     """
 
     config: QuantConfig
@@ -135,6 +146,52 @@ class Recommendation:
     work_seconds: dict[str, float] = dataclasses.field(default_factory=dict)
     records: list[TrialRecord] = dataclasses.field(default_factory=list, repr=False)
     finalists: list = dataclasses.field(default_factory=list, repr=False)
+    example: Any = dataclasses.field(default=None, repr=False)
+
+    def summary(self) -> dict[str, Any]:
+        """The recommendation as plain data (JSON-ready): what was chosen, why, and its
+        measurements."""
+        return {
+            "study": self.study_name,
+            "label": self.config.label(),
+            "config": self.config.to_dict(),
+            "feasible": self.feasible,
+            "within_budget_on_test": self.within_budget_on_test,
+            "budget": str(self.budget),
+            "objective": self.objective,
+            "trial": self.trial_number,
+            "metrics": self.metrics.to_dict(),
+            "test_metrics": self.test_metrics.to_dict() if self.test_metrics else None,
+            "explanation": self.explanation,
+            "notes": list(self.notes),
+            "counts": dict(self.counts),
+        }
+
+    @quietly
+    def save(self, folder: str | Path, *, plots: bool = True) -> dict[str, Path]:
+        """Write the recommendation to ``folder``: the model (``model.pt``, TorchScript, or
+        ``model.pt2`` for torch.export), ``state_dict.pt``, ``config.json`` (the config, its
+        measurements and the explanation), ``report.md`` and, with ``plots``, the study's
+        plots. ``autoquant.load(folder)`` runs the model again.
+
+        Returns:
+            What was written: ``model``, ``state_dict``, ``config``, ``report`` and the plots
+            (by file stem) -> path.
+        """
+        from autoquant.export import save
+        from autoquant.report import finalist_rows, recommendation_markdown
+
+        out = Path(folder)
+        summary = self.summary()
+        kept = ("explanation", "metrics", "test_metrics", "feasible", "budget", "study")
+        paths = save(self.model, out, self.example, extra={k: summary[k] for k in kept})
+        paths["report"] = out / "report.md"
+        paths["report"].write_text(recommendation_markdown(self, finalist_rows(self)))
+        if plots:
+            from autoquant.plots import save_plots
+
+            paths.update({path.stem: path for path in save_plots(self, out)})
+        return paths
 
 
 def pareto_front(records: list[TrialRecord], budget: Budget) -> list[TrialRecord]:
@@ -416,6 +473,7 @@ def recommend(
         },
         records=records,
         finalists=finalists,
+        example=example_batch(task.validation_data, 1, task),
     )
 
 

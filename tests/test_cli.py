@@ -100,10 +100,15 @@ def test_search_exit_3_when_no_configuration_meets_the_budget(tmp_path, capsys):
             f"sqlite:///{tmp_path}/b.db",
             "--out",
             str(tmp_path / "out"),
+            "--json",
         ]
     )
     assert code == 3
-    assert "No configuration met the budget" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "No configuration met the budget" in captured.err  # with --json, lines go to stderr
+    result = json.loads(captured.out)
+    assert result["feasible"] is False and "budget" in result["explanation"]
+    assert result["files"]["model"] == str(tmp_path / "out" / "model.pt")
     assert (tmp_path / "out" / "model.pt").exists()  # the best effort is saved
 
 
@@ -182,3 +187,70 @@ def test_ctrl_c_then_same_command_resumes(tmp_path):
         assert after[number] == state  # nothing done before the interrupt was redone
     completed = [n for n, s in after.items() if s == "COMPLETE"]
     assert len(completed) >= len([s for s in before.values() if s == "COMPLETE"])
+
+
+def test_version_is_printed(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith("autoquant ")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["demo", "--model", "vgg"],
+        ["search", "--model", "mlp", "--budget", "lots"],
+        ["inspect", "--model", "vgg"],
+        ["recommend", "mlp", "--scenario", "bs0-t1"],
+        ["worker", "--storage", "sqlite:////nonexistent/folder/o.db", "--study", "s"],
+        ["runs", "--tracking-uri", "sqlite:////nonexistent/folder/mlflow.db"],
+        ["ui", "--tracking-uri", "sqlite:////nonexistent/folder/mlflow.db"],
+        ["bench", "--scenarios", "bs0-t1", "--report-only"],
+    ],
+    ids=lambda argv: argv[0],
+)
+def test_every_verb_exits_2_on_bad_input_with_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("autoquant: error: ") and "Traceback" not in err
+
+
+def test_two_different_models_are_refused(capsys):
+    assert main(["inspect", "mlp", "--model", "cnn"]) == 2
+    assert "Two models were given" in capsys.readouterr().err
+
+
+def test_json_output_parses_and_quiet_prints_one_line(capsys, tmp_path):
+    assert main(["inspect", "--model", "mlp", "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)  # stdout holds the JSON alone
+    assert report["model"] == "mlp" and [layer["name"] for layer in report["layers"]]
+    assert "quantizable layers" in captured.err  # the human lines went to stderr
+
+    assert main(["recommend", "--model", "mlp", "--json"]) == 0
+    suggestion = json.loads(capsys.readouterr().out)
+    assert suggestion["suggestion"]["label"] and suggestion["estimates"]
+
+    uri = f"sqlite:///{tmp_path}/empty.db"
+    assert main(["runs", "--tracking-uri", uri, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+
+    assert main(["inspect", "mlp", "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["mlp: 3 quantizable layers"]
+
+
+def test_an_unexpected_error_is_one_line_and_a_traceback_file(monkeypatch, capsys):
+    import autoquant.cli
+
+    def broken(args):
+        raise RuntimeError("a failure autoquant did not expect")
+
+    monkeypatch.setattr(autoquant.cli, "cmd_methods", broken)
+    assert main(["methods"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "autoquant: unexpected error: RuntimeError: a failure autoquant did not expect"
+    traceback_file = Path(err[1].split(" is in ")[1].split(";")[0])
+    assert "Traceback" in traceback_file.read_text() and "broken" in traceback_file.read_text()
+    with pytest.raises(RuntimeError, match="did not expect"):
+        main(["methods", "--debug"])
