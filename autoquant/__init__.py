@@ -11,10 +11,12 @@ MLflow tracking lives in ``autoquant.tracking`` (``MlflowTracker``), the built-i
 model zoo in ``autoquant.tasks``.
 """
 
-from autoquant.analysis import inspect
-from autoquant.apply import apply
-from autoquant.budget import Budget
-from autoquant.config import QuantConfig
+from autoquant.engine.apply import apply
+from autoquant.engine.budget import Budget
+from autoquant.engine.config import QuantConfig
+from autoquant.engine.export import load
+from autoquant.engine.methods import available_methods, capabilities, register_method
+from autoquant.engine.quantized import QuantizedModel
 from autoquant.errors import (
     AutoQuantError,
     ConfigError,
@@ -22,12 +24,10 @@ from autoquant.errors import (
     ModelError,
     UnsupportedError,
 )
-from autoquant.export import load
 from autoquant.measure import Metrics, Scenario
-from autoquant.methods import available_methods, capabilities, register_method
-from autoquant.quantized import QuantizedModel
-from autoquant.recommend import Recommendation
-from autoquant.study import search
+from autoquant.measure.inspect import inspect
+from autoquant.recommend.recommendation import Recommendation
+from autoquant.study.run import search
 from autoquant.tasks import Task
 
 __version__ = "0.1.0"

@@ -30,14 +30,14 @@ from typing import Any
 
 from tqdm import tqdm
 
-from autoquant.budget import Budget
-from autoquant.config import QuantConfig
-from autoquant.history import space_configs
+from autoquant.engine.budget import Budget
+from autoquant.engine.config import QuantConfig
 from autoquant.measure import FloatReference, Scenario, TimingPlan, get_scenario, measure, score
-from autoquant.recipes import PLAIN_RECIPES
-from autoquant.recommend import NOISE, Finalist, final_round
-from autoquant.sensitivity import model_fingerprint
-from autoquant.space import SearchSpace, load_space, parse_space
+from autoquant.recommend.recipes import PLAIN_RECIPES
+from autoquant.recommend.recommendation import NOISE, Finalist, final_round
+from autoquant.study.history import space_configs
+from autoquant.study.sensitivity import model_fingerprint
+from autoquant.study.space import SearchSpace, load_space, parse_space
 from autoquant.tasks import digits_task
 from autoquant.tasks.base import Task
 from autoquant.tasks.metrics import get_metric
@@ -243,8 +243,8 @@ def deployment_options(
     best of each, so the table shows what each option gives: ``compiled float``, ``best
     torch.ao`` and ``best torchao`` (each engine's fastest feasible quantized sweep
     configurations; the head-to-head picks among them)."""
-    from autoquant.methods import get_method
-    from autoquant.recipes import COMPILED_FLOAT
+    from autoquant.engine.methods import get_method
+    from autoquant.recommend.recipes import COMPILED_FLOAT
 
     engines = {get_method(m).engine for m in space.methods if m != "fp32"}
     if "inductor" not in space.compile and len(engines) < 2:
@@ -276,8 +276,8 @@ def run_search(
     run_missing: bool = True,
 ) -> dict:
     """One autoquant search as a user runs it (MLflow tracking on), summarized to JSON."""
-    from autoquant.study import search
-    from autoquant.tracking import MlflowTracker
+    from autoquant.study.run import search
+    from autoquant.tracking.tracker import MlflowTracker
 
     cached = _read(path)
     if cached:
@@ -647,7 +647,7 @@ def write_report(
     skipped: list[str] = (),
 ) -> None:
     """``RESULTS.md``: machine, versions, plan, the acceptance summary and every row."""
-    from autoquant.tracking import machine_info
+    from autoquant.tracking.tracker import machine_info
 
     info = machine_info()
     space = plan.search_space()

@@ -75,7 +75,7 @@ TASK_SETTINGS = ("task", "model", "checkpoint", "data", "metric", "resize", "cro
 
 def _task_for(args: argparse.Namespace):
     from autoquant.errors import ConfigError
-    from autoquant.experiment import Experiment, build_task
+    from autoquant.study.experiment import Experiment, build_task
 
     option = getattr(args, "model_option", None)
     if option and args.model and option != args.model:
@@ -90,8 +90,8 @@ def _task_for(args: argparse.Namespace):
 def cmd_demo(args: argparse.Namespace) -> int:
     """Quantize the default zoo model with the fixed configs and print the measurements."""
     from autoquant.measure import get_scenario
-    from autoquant.recipes import DEMO_CONFIGS, measure_configs
-    from autoquant.report import METRIC_COLUMNS, format_table, metrics_row
+    from autoquant.recommend.recipes import DEMO_CONFIGS, measure_configs
+    from autoquant.report.tables import METRIC_COLUMNS, format_table, metrics_row
 
     task = _task_for(args)
     scenario = get_scenario(args.scenario)
@@ -118,11 +118,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_methods(args: argparse.Namespace) -> int:
     """Print the methods, observers, backends and the capability table."""
-    from autoquant.backends import BACKENDS
-    from autoquant.methods import available_methods, capabilities, get_method
-    from autoquant.methods.base import TORCH_AO_CANNOT_COMPILE
-    from autoquant.observers import ACTIVATION_OBSERVERS, WEIGHT_OBSERVERS
-    from autoquant.report import format_table
+    from autoquant.engine.backends import BACKENDS
+    from autoquant.engine.methods import available_methods, capabilities, get_method
+    from autoquant.engine.methods.base import TORCH_AO_CANNOT_COMPILE
+    from autoquant.engine.observers import ACTIVATION_OBSERVERS, WEIGHT_OBSERVERS
+    from autoquant.report.tables import format_table
 
     print(
         format_table(
@@ -160,10 +160,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from autoquant.errors import ConfigError
-    from autoquant.experiment import Experiment, build_task, load_experiment
     from autoquant.measure import get_scenario
-    from autoquant.report import METRIC_COLUMNS, finalist_rows, format_table
-    from autoquant.study import open_search
+    from autoquant.report.tables import METRIC_COLUMNS, finalist_rows, format_table
+    from autoquant.study.experiment import Experiment, build_task, load_experiment
+    from autoquant.study.run import open_search
 
     experiment = load_experiment(args.experiment) if args.experiment else Experiment()
     overrides = {
@@ -174,7 +174,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     experiment = dataclasses.replace(experiment, **overrides)
     tracker = None
     if not args.no_tracking:
-        from autoquant.tracking import MlflowTracker
+        from autoquant.tracking.tracker import MlflowTracker
 
         # Made (and the store checked) before any work: an unreachable server fails now.
         tracker = MlflowTracker(experiment.tracking_uri, register=args.register)
@@ -265,8 +265,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """Print the studies in the MLflow store and their recommendations."""
-    from autoquant.report import format_table
-    from autoquant.tracking import studies
+    from autoquant.report.tables import format_table
+    from autoquant.tracking.tracker import studies
 
     rows = studies(args.tracking_uri)
     args.result = rows
@@ -292,7 +292,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """Start the MLflow UI on the local tracking store (127.0.0.1, a free port)."""
-    from autoquant.ui import serve
+    from autoquant.tracking.ui import serve
 
     return serve(args.tracking_uri, port=args.port)
 
@@ -301,7 +301,7 @@ def _free_study_name(storage: str, name: str) -> str:
     """``name``, or ``name-2``, ``name-3``... when a study of that name exists (--force-new)."""
     import optuna
 
-    from autoquant.study import make_storage
+    from autoquant.study.run import make_storage
 
     taken = set(optuna.get_all_study_names(make_storage(storage)))
     if name not in taken:
@@ -354,11 +354,11 @@ def _run_workers(count: int, storage: str, study: str, tracker, args) -> bool:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Join a study started by `autoquant search` and run its trials (any machine)."""
-    from autoquant.study import join_search
+    from autoquant.study.run import join_search
 
     tracker = None
     if not args.no_tracking:
-        from autoquant.tracking import MlflowTracker
+        from autoquant.tracking.tracker import MlflowTracker
 
         tracker = MlflowTracker(args.tracking_uri)
     session = join_search(
@@ -384,8 +384,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     """Show a model's quantizable layers, traceability, applicable methods, latency and size."""
     import dataclasses
 
-    from autoquant.analysis import inspect
     from autoquant.measure import example_batch
+    from autoquant.measure.inspect import inspect
 
     task = _task_for(args)
     report = inspect(task.model, example_batch(task.validation_data, 1, task))
@@ -401,11 +401,11 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     import dataclasses
     import time
 
-    from autoquant.analysis import inspect
-    from autoquant.budget import Budget
+    from autoquant.engine.budget import Budget
     from autoquant.measure import example_batch, get_scenario
-    from autoquant.prior import Candidate, best_estimate, estimate, prior_candidates
-    from autoquant.report import format_table
+    from autoquant.measure.inspect import inspect
+    from autoquant.recommend.prior import Candidate, best_estimate, estimate, prior_candidates
+    from autoquant.report.tables import format_table
 
     started = time.perf_counter()
     budget = Budget.parse(args.budget)
@@ -416,8 +416,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         report, budget, target=args.target, batch_size=scenario.batch_size
     )
     if args.from_history:
-        from autoquant.history import alternate, history_candidates
-        from autoquant.space import load_space
+        from autoquant.study.history import alternate, history_candidates
+        from autoquant.study.space import load_space
 
         ranked, studies = history_candidates(
             report.features,
@@ -557,6 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="autoquant",
         description="Find the fastest or smallest quantized PyTorch model within an "
         "accuracy-drop budget.",
+        epilog="exit codes (every command): 0 done, 2 bad input, 3 no configuration met the "
+        "budget, 1 any other failure, 130 interrupted",
     )
     from importlib.metadata import version
 
@@ -712,6 +714,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     methods.set_defaults(run=cmd_methods)
     return parser
+
+
+def reference() -> str:
+    """The CLI reference in Markdown, from the parser itself (``docs/cli.md``; ``make docs``
+    writes it, and a test fails when the file and the parser disagree)."""
+    parser = build_parser()
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    parts = [
+        "# The `autoquant` command\n",
+        "Generated from the parser by `make docs`; do not edit by hand.\n",
+        f"```text\n{_help(parser)}```\n",
+    ]
+    for name, verb in verbs.choices.items():
+        parts.append(f"## autoquant {name}\n\n```text\n{_help(verb)}```\n")
+    return "\n".join(parts)
+
+
+def _help(parser: argparse.ArgumentParser) -> str:
+    # a fixed width: the file must not depend on the terminal it was generated in
+    parser.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=100)
+    return parser.format_help()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

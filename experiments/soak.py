@@ -26,10 +26,10 @@ sys.path.insert(0, str(HERE.parent))  # tests.postgres, for --postgres
 def worker(args) -> None:
     import torch
 
-    import autoquant.study as search_module
-    import autoquant.trial as trial_module
-    from autoquant.study import join_search
-    from autoquant.tracking import MlflowTracker
+    import autoquant.study.run as search_module
+    import autoquant.study.trial as trial_module
+    from autoquant.study.run import join_search
+    from autoquant.tracking.tracker import MlflowTracker
 
     evaluate = trial_module.Evaluator.__call__
     rng = random.Random()
@@ -73,9 +73,9 @@ def coordinate(args, storage: str) -> None:
     import mlflow
     import optuna
 
-    from autoquant.study import open_search
+    from autoquant.study.run import open_search
     from autoquant.tasks import digits_task
-    from autoquant.tracking import MlflowTracker
+    from autoquant.tracking.tracker import MlflowTracker
 
     folder = Path(tempfile.mkdtemp(prefix="autoquant-soak-"))
     tracking = f"sqlite:///{folder}/mlflow.db"

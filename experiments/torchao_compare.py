@@ -22,10 +22,10 @@ import torch
 
 import autoquant
 from autoquant import QuantConfig, apply
-from autoquant.compile import compile_module
+from autoquant.engine.compile import compile_module
 from autoquant.measure import SCENARIOS, example_batch, measure_latency, score, serialized_size
 from autoquant.tasks import digits_task
-from autoquant.tracking import machine_info
+from autoquant.tracking.tracker import machine_info
 
 MODELS = ["mlp", "cnn", "cnn_outliers", "lstm", "transformer", "resnet18", "mobilenet_v2"]
 CONV_MODELS = {"cnn", "cnn_outliers", "resnet18", "mobilenet_v2"}

@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 
 from autoquant.measure import SCENARIOS
-from autoquant.recommend import Finalist, final_round
-from autoquant.report import format_table
-from autoquant.study import HISTORY_PICKS, HISTORY_STUDIES, search
+from autoquant.recommend.recommendation import Finalist, final_round
+from autoquant.report.tables import format_table
+from autoquant.study.run import HISTORY_PICKS, HISTORY_STUDIES, search
 from autoquant.tasks import digits_task
-from autoquant.tracking import MlflowTracker, machine_info
+from autoquant.tracking.tracker import MlflowTracker, machine_info
 
 HERE = Path(__file__).resolve().parent
 

@@ -4,15 +4,15 @@ import pytest
 import torch
 
 from autoquant import ConfigError, DataError
-from autoquant.budget import Budget
 from autoquant.cli import main
-from autoquant.experiment import Experiment, build_task, load_checkpoint, load_experiment
-from autoquant.report import recommendation_markdown
-from autoquant.space import parse_space
-from autoquant.study import make_storage, search
+from autoquant.engine.budget import Budget
+from autoquant.report.tables import recommendation_markdown
+from autoquant.study.experiment import Experiment, build_task, load_checkpoint, load_experiment
+from autoquant.study.run import make_storage, search
+from autoquant.study.space import parse_space
 from autoquant.tasks import digits_task
 from autoquant.tasks.zoo import build_zoo_model
-from autoquant.tracking import MlflowTracker
+from autoquant.tracking.tracker import MlflowTracker
 
 
 @pytest.fixture(autouse=True)

@@ -82,9 +82,9 @@ def test_a_rerun_reuses_the_cache(tiny_run, monkeypatch):
     def no_work(*args, **kwargs):
         raise AssertionError("a cached piece was measured again")
 
-    monkeypatch.setattr(sys.modules["autoquant.apply"], "apply", no_work)
+    monkeypatch.setattr(sys.modules["autoquant.engine.apply"], "apply", no_work)
     monkeypatch.setattr(bench, "final_round", no_work)
-    monkeypatch.setattr("autoquant.study.search", no_work)
+    monkeypatch.setattr("autoquant.study.run.search", no_work)
     again = run_benchmark(TINY, cache=cache, log=lambda _: None)
     assert again[0].rows == cells[0].rows
 

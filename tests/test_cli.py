@@ -42,7 +42,7 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
-from autoquant.export import load  # noqa: E402
+from autoquant.engine.export import load  # noqa: E402
 from autoquant.tasks import digits_task  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

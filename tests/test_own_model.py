@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from autoquant.cli import main
-from autoquant.experiment import Experiment, build_task
 from autoquant.measure import Scenario, get_scenario
+from autoquant.study.experiment import Experiment, build_task
 from autoquant.tasks.digits import digits_splits
 
 

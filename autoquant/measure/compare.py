@@ -16,12 +16,12 @@ from typing import Any
 from torch import nn
 
 from autoquant._warnings import quietly
-from autoquant.compile import compile_module
+from autoquant.engine.compile import compile_module
+from autoquant.engine.quantized import QuantizedModel
 from autoquant.measure.latency import Timing, example_batch, measure_latency
 from autoquant.measure.result import Metrics, make_metrics, serialized_size
 from autoquant.measure.scenario import Scenario
 from autoquant.measure.scoring import Answers, count_flips, output_sqnr, score_and_answers
-from autoquant.quantized import QuantizedModel
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,11 +17,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from autoquant.backends import quantized_engine
-from autoquant.compile import canonical, inductor_settings
-from autoquant.data import DEFAULT_ADAPTER, batch_length, call, concat, map_tensors, shape_signature
+from autoquant.engine.backends import quantized_engine
+from autoquant.engine.compile import canonical, inductor_settings
+from autoquant.engine.data import (
+    DEFAULT_ADAPTER,
+    batch_length,
+    call,
+    concat,
+    map_tensors,
+    shape_signature,
+)
+from autoquant.engine.quantized import QuantizedModel
 from autoquant.errors import DataError
-from autoquant.quantized import QuantizedModel
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from autoquant.data import DEFAULT_ADAPTER, Adapter, check_reiterable
+from autoquant.engine.data import DEFAULT_ADAPTER, Adapter, check_reiterable
 from autoquant.errors import ConfigError, DataError
 from autoquant.tasks.metrics import Metric, get_metric
 

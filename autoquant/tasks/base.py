@@ -10,13 +10,13 @@ import torch
 from torch import nn
 
 from autoquant._warnings import quietly
-from autoquant.data import Adapter, call, check_reiterable, describe
+from autoquant.engine.data import Adapter, call, check_reiterable, describe
 from autoquant.errors import ConfigError, DataError, ModelError
 from autoquant.tasks.metrics import Metric, get_metric, top1
 
 if TYPE_CHECKING:
-    from autoquant.config import QuantConfig
-    from autoquant.quantized import QuantizedModel
+    from autoquant.engine.config import QuantConfig
+    from autoquant.engine.quantized import QuantizedModel
 
 #: Kept for code written against earlier versions: the ``top1`` metric's function.
 top1_accuracy = top1
@@ -26,8 +26,8 @@ top1_accuracy = top1
 class Task:
     """A model and the data to quantize, score and (for QAT) fine-tune it.
 
-    Batches may be of any structure (``autoquant.data.Adapter``): a tensor, a tuple or list of
-    positional inputs, a dict of keyword inputs (its ``labels`` entry the targets), or an
+    Batches may be of any structure (``autoquant.engine.data.Adapter``): a tensor, a tuple or
+    list of positional inputs, a dict of keyword inputs (its ``labels`` entry the targets), or an
     ``(inputs, targets)`` pair of any of these, in a list or a torch DataLoader.
 
     Attributes:
@@ -150,7 +150,7 @@ class Task:
     def build(self, config: QuantConfig) -> QuantizedModel:
         """``autoquant.apply`` of ``config`` to this task's model, with its calibration and
         training data, loss and adapter: how every candidate of a search is built."""
-        from autoquant.apply import apply
+        from autoquant.engine.apply import apply
 
         return apply(
             self.model,

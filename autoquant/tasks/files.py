@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autoquant.data import load_weights_only
+from autoquant.engine.data import load_weights_only
 from autoquant.errors import ConfigError, DataError
 from autoquant.tasks.base import Task
 
