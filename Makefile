@@ -4,7 +4,7 @@ VENV   := .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format
+.PHONY: demo test lint format docs
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/autoquant search experiments/digits-resnet18.yaml
+	$(VENV)/bin/autoquant search experiments/digits-demo.yaml
 
 test: $(STAMP)
 	$(PYTHON) -m pytest
@@ -24,3 +24,6 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+docs: $(STAMP)
+	$(PYTHON) -c "from autoquant.cli import reference; print(reference(), end='')" > docs/cli.md
