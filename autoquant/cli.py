@@ -478,58 +478,6 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return EXIT_OK if best is not None else EXIT_INFEASIBLE
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Benchmark autoquant's search against an exhaustive sweep of its space, the plain
-    recipes and float, per model, scenario and budget; writes RESULTS.md and a plot."""
-    import dataclasses
-    import time
-    from pathlib import Path
-
-    from autoquant.bench import FULL, QUICK, plot, run_benchmark, write_report
-
-    plan = QUICK if args.quick else FULL
-    overrides = {
-        "models": args.models,
-        "scenarios": args.scenarios,
-        "budgets": args.budgets,
-        "seeds": args.seeds,
-        "trials": args.trials,
-        "space": args.space,
-    }
-    plan = dataclasses.replace(
-        plan,
-        **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items() if v},
-    )
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    skipped: list[str] = []
-    cells = run_benchmark(
-        plan,
-        cache=Path(args.cache) if args.cache else None,
-        run_missing=not args.report_only,
-        skipped=skipped,
-    )
-    command = "autoquant " + " ".join(args.argv)
-    report = out / f"{args.report}.md"
-    write_report(cells, plan, report, command, time.perf_counter() - started, skipped)
-    plot(cells, out / f"{args.report}.png")
-    print(f"wrote {report} and {out / args.report}.png")
-    for item in skipped:
-        print(f"  not measured: {item}")
-    failed = [c for c in cells if not all(v for k, v in c.checks.items() if isinstance(v, bool))]
-    for c in failed:
-        missed = [k for k, v in c.checks.items() if v is False]
-        print(f"  {c.model} {c.scenario} {c.budget}: missed {', '.join(missed)}")
-    args.summary = (
-        f"{len(cells)} cells, {len(failed)} missed a check, {len(skipped)} not measured; "
-        f"wrote {report}"
-    )
-    # a cell that missed one of the benchmark's checks fails the run (--report-only lists what
-    # is not cached yet: that is its job, not a failure)
-    return EXIT_ERROR if failed else EXIT_OK
-
-
 def _add_trial_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trial-timeout",
@@ -686,28 +634,6 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
     ui.add_argument("--port", type=int, help="port (default: a free one)")
     ui.set_defaults(run=cmd_ui)
-
-    bench = verbs.add_parser(
-        "bench", parents=[common], help=cmd_bench.__doc__, description=cmd_bench.__doc__
-    )
-    bench.add_argument("--quick", action="store_true", help="a small plan that finishes in minutes")
-    bench.add_argument("--models", nargs="+", help="zoo models (default: all)")
-    bench.add_argument("--scenarios", nargs="+", help="default: bs1-t1 bs64-t2")
-    bench.add_argument("--budgets", nargs="+", help="default: 1pt 0.25pt")
-    bench.add_argument("--seeds", nargs="+", type=int, help="search seeds (default: 0 1 2)")
-    bench.add_argument("--trials", type=int, help="trials per search (default 30)")
-    bench.add_argument("--space", help="the space searched and swept (default: eager)")
-    bench.add_argument("--out", default="experiments", help="folder of the report and plot")
-    bench.add_argument("--report", default="RESULTS", help="report name (default RESULTS)")
-    bench.add_argument(
-        "--report-only",
-        action="store_true",
-        help="measure nothing: write the report from what is cached, list what is missing",
-    )
-    bench.add_argument(
-        "--cache", help="cache folder (default $AUTOQUANT_CACHE or ~/.cache/autoquant)"
-    )
-    bench.set_defaults(run=cmd_bench)
 
     methods = verbs.add_parser(
         "methods", parents=[common], help=cmd_methods.__doc__, description=cmd_methods.__doc__

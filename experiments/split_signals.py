@@ -27,12 +27,12 @@ import torch
 from tqdm import tqdm
 
 from autoquant import apply
-from autoquant.bench import FULL
 from autoquant.measure import count_flips, output_sqnr, predict, predicted_answers
 from autoquant.study.history import space_configs
 from autoquant.study.sensitivity import cached_sensitivity
 from autoquant.tasks import digits_task, top1_accuracy
 from autoquant.tracking.tracker import machine_info
+from experiments.bench import FULL
 
 BUDGETS = (1.0, 0.25)  # points, absolute
 #: signal -> (key, sign): higher sign * value should mean "more likely to hold on test"

@@ -3,9 +3,10 @@ import sys
 
 import pytest
 
-from autoquant import Budget, bench
-from autoquant.bench import Plan, run_benchmark, trials_to, write_report
-from autoquant.cli import main
+from autoquant import Budget
+from experiments import bench
+from experiments.bench import Plan, run_benchmark, trials_to, write_report
+from experiments.benchmark import main
 
 TINY = Plan(
     models=("cnn_outliers",),
@@ -91,7 +92,7 @@ def test_a_rerun_reuses_the_cache(tiny_run, monkeypatch):
 
 def test_report_and_cli(tiny_run, tmp_path):
     cache, cells = tiny_run
-    write_report(cells, TINY, tmp_path / "RESULTS.md", "autoquant bench", 12.0)
+    write_report(cells, TINY, tmp_path / "RESULTS.md", "python experiments/benchmark.py", 12.0)
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| cnn_outliers | bs1-t1 | 1pt |" in text
     assert "static int8 x86 per-channel" in text and "torch 2." in text
@@ -103,12 +104,11 @@ def test_report_and_cli(tiny_run, tmp_path):
     # a section another experiment wrote below the marker survives the report's rewrite
     extra = f"{bench.KEPT_SECTIONS}\n## Pretrained models\n\n| a table |\n"
     (tmp_path / "RESULTS.md").write_text(text + extra)
-    write_report(cells, TINY, tmp_path / "RESULTS.md", "autoquant bench", 12.0)
+    write_report(cells, TINY, tmp_path / "RESULTS.md", "python experiments/benchmark.py", 12.0)
     again = (tmp_path / "RESULTS.md").read_text()
     assert again.endswith(extra) and again.count("| cnn_outliers | bs1-t1 | 1pt |") == 1
     code = main(
         [
-            "bench",
             "--quick",
             "--models",
             "cnn_outliers",
@@ -130,7 +130,7 @@ def test_report_and_cli(tiny_run, tmp_path):
 
     # --report-only measures nothing: what is cached is reported, the rest listed as missing
     code = main(
-        ["bench", "--quick", "--report-only", "--models", "cnn_outliers", "mlp"]
+        ["--quick", "--report-only", "--models", "cnn_outliers", "mlp"]
         + ["--scenarios", "bs1-t1", "--budgets", "1pt", "--trials", "6"]
         + ["--cache", str(cache), "--out", str(tmp_path / "only"), "--report", "partial"]
     )

@@ -206,7 +206,6 @@ def test_version_is_printed(capsys):
         ["worker", "--storage", "sqlite:////nonexistent/folder/o.db", "--study", "s"],
         ["runs", "--tracking-uri", "sqlite:////nonexistent/folder/mlflow.db"],
         ["ui", "--tracking-uri", "sqlite:////nonexistent/folder/mlflow.db"],
-        ["bench", "--scenarios", "bs0-t1", "--report-only"],
     ],
     ids=lambda argv: argv[0],
 )

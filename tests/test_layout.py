@@ -17,7 +17,7 @@ def layer(module: str) -> str:
         return "top"  # autoquant/__init__.py: the public API
     if parts[1] in BASE:
         return "base"
-    return parts[1] if parts[1] in LAYERS else "top"  # cli, bench
+    return parts[1] if parts[1] in LAYERS else "top"  # cli
 
 
 def module_name(path: Path) -> str:

@@ -115,7 +115,7 @@ def prior_candidates(
                 (
                     f"At {batch_size} examples per call, static int8 with symmetric weights on "
                     f"onednn ran 4.2x and 4.9x faster than float on resnet18 and mobilenet_v2, "
-                    f"where x86 with affine weights reached 3.2x and 2.6x (`autoquant bench`'s "
+                    f"where x86 with affine weights reached 3.2x and 2.6x (the benchmark's "
                     f"sweeps at batch 64 on an AVX512 CPU); at one example per call it was "
                     f"slower than x86 and fbgemm."
                 ),

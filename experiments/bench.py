@@ -82,7 +82,7 @@ class Plan:
     def search_space(self) -> SearchSpace:
         if self.space == "quick":
             return parse_space(
-                QUICK_SPACE, source="autoquant.bench.QUICK_SPACE", name="bench-quick"
+                QUICK_SPACE, source="experiments.bench.QUICK_SPACE", name="bench-quick"
             )
         return load_space(self.space)
 
