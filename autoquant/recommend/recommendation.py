@@ -8,8 +8,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import optuna
-
 from autoquant._warnings import quietly
 from autoquant.engine.budget import Budget
 from autoquant.engine.config import QuantConfig
@@ -27,68 +25,10 @@ from autoquant.measure import (
 )
 from autoquant.measure.limits import time_limit
 from autoquant.tasks.base import Task
+from autoquant.tracking.record import TrialRecord
 
 #: Two latencies closer than this share of the faster one are within measurement noise.
 NOISE = 0.03
-
-
-@dataclasses.dataclass(frozen=True)
-class TrialRecord:
-    """What one finished trial left in the study."""
-
-    number: int
-    state: str  # complete, pruned, failed, running
-    config: QuantConfig | None
-    metrics: Metrics | None
-    violation: float | None
-    failure: str | None = None
-    duplicate_of: int | None = None
-    evaluate_seconds: float | None = None  # full scoring, timing and sizing
-    pruned_after_seconds: float | None = None  # time spent before the trial was pruned
-    quantize_seconds: float | None = None  # quantizing, calibrating, fine-tuning
-    failed_after_seconds: float | None = None  # time spent before the trial failed
-    repair_of: int | None = None  # the trial whose broken budget this one tried to repair
-
-    @property
-    def work_seconds(self) -> float:
-        """Time spent quantizing and evaluating (nothing for a repeated configuration)."""
-        return (
-            (self.quantize_seconds or 0.0)
-            + (self.evaluate_seconds or 0.0)
-            + (self.pruned_after_seconds or 0.0)
-            + (self.failed_after_seconds or 0.0)
-        )
-
-    @property
-    def feasible(self) -> bool:
-        return self.violation is not None and self.violation <= 0
-
-    @classmethod
-    def from_trial(cls, trial: optuna.trial.FrozenTrial) -> TrialRecord:
-        attrs = trial.user_attrs
-        state = {
-            optuna.trial.TrialState.COMPLETE: "complete",
-            optuna.trial.TrialState.PRUNED: "pruned",
-            optuna.trial.TrialState.FAIL: "failed",
-        }.get(trial.state, "running")
-        config = QuantConfig.from_dict(attrs["config"]) if "config" in attrs else None
-        metrics = (
-            Metrics(**attrs["metrics"]) if state == "complete" and "metrics" in attrs else None
-        )
-        return cls(
-            number=trial.number,
-            state=state,
-            config=config,
-            metrics=metrics,
-            violation=attrs.get("violation") if metrics else None,
-            failure=attrs.get("failure") or attrs.get("pruned_reason"),
-            duplicate_of=attrs.get("duplicate_of"),
-            evaluate_seconds=attrs.get("evaluate_seconds"),
-            pruned_after_seconds=attrs.get("pruned_after_seconds"),
-            quantize_seconds=attrs.get("quantize_seconds") if config else None,
-            repair_of=attrs.get("repair_of"),
-            failed_after_seconds=attrs.get("failed_after_seconds"),
-        )
 
 
 @dataclasses.dataclass

@@ -26,9 +26,7 @@ from autoquant.engine.config import QuantConfig
 from autoquant.engine.methods import get_method
 from autoquant.recommend.recommendation import FINALISTS, TRIAL_NOISE
 from autoquant.study.space import SearchSpace
-
-#: User attribute of a trial enqueued as a local step: the trial number it steps from.
-STEP_OF = "step_of"
+from autoquant.tracking.record import attributes, declared
 
 #: The fields a local step changes, in the order they are tried (the method last: a new method
 #: is the largest change).
@@ -135,7 +133,7 @@ def twin_within_budget(
         "calibration_batches"  # scales only: the kernels and size are the same
     }
     for trial in trials:
-        attrs = trial.user_attrs
+        attrs = attributes(trial)
         if (
             trial.state != optuna.trial.TrialState.COMPLETE
             or "config" not in attrs
@@ -163,7 +161,7 @@ class LocalSteps:
         if len(study.directions) > 1:
             return
         trials = study.get_trials(deepcopy=False)
-        limit = study.user_attrs.get("n_trials")
+        limit = attributes(study).get("n_trials")
         started = [t for t in trials if t.state != optuna.trial.TrialState.WAITING]
         if limit is not None and len(started) >= limit:
             return  # every trial of the study has started: a queued step would be left waiting
@@ -172,9 +170,9 @@ class LocalSteps:
                 t
                 for t in trials
                 if t.state == optuna.trial.TrialState.COMPLETE
-                and t.user_attrs.get("violation", 1) <= 0
-                and "config" in t.user_attrs
-                and "duplicate_of" not in t.user_attrs
+                and attributes(t).get("violation", 1) <= 0
+                and "config" in attributes(t)
+                and "duplicate_of" not in attributes(t)
             ),
             key=lambda t: t.value,
         )[:FINALISTS]
@@ -183,24 +181,24 @@ class LocalSteps:
         # (measured on the mlp at bs1-t1: such steps cost 12 trials, QAT ones 2 s each).
         best = [t for t in best if t.value * (1 - TRIAL_NOISE) <= best[0].value]
         runner = self.runner
-        if "duplicate_of" in trial.user_attrs:
+        if "duplicate_of" in attributes(trial):
             sources = [
                 (source.number, step)
                 for source in best
                 for step in neighbours(
-                    QuantConfig.from_dict(source.user_attrs["config"]),
+                    QuantConfig.from_dict(attributes(source)["config"]),
                     runner.space,
                     runner.layers,
                     runner.sensitive_first,
                 )
             ]
         elif best and best[0].number == trial.number:
-            config = QuantConfig.from_dict(trial.user_attrs["config"])
+            config = QuantConfig.from_dict(attributes(trial)["config"])
             step = fewer_float(config, runner.space, runner.layers, runner.sensitive_first)
             sources = [(trial.number, step)] if step else []
         else:
             return
-        measured = {t.user_attrs.get("config_key") for t in trials}
+        measured = {attributes(t).get("config_key") for t in trials}
         # Never queue the same parameters twice, whatever they were measured as: a step that
         # resolves to a measured configuration would otherwise be queued after every repeat.
         queued = [
@@ -217,7 +215,7 @@ class LocalSteps:
                 # compared as measured: a step that keeps every layer in float is float
                 key = candidate.for_layers(runner.layers).to_json()
                 if key not in measured and params not in queued:
-                    study.enqueue_trial(params, user_attrs={STEP_OF: number})
+                    study.enqueue_trial(params, user_attrs=declared(step_of=number))
                     return
 
 
@@ -237,14 +235,14 @@ class StopWhenRepeating:
         self.log = log
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if "duplicate_of" not in trial.user_attrs:
+        if "duplicate_of" not in attributes(trial):
             return
         trials = study.get_trials(deepcopy=False)
         if any(t.state == optuna.trial.TrialState.WAITING for t in trials):
             return
         finished = [t for t in trials if t.state.is_finished()]
         tail = sorted(finished, key=lambda t: t.number)[-REPEATS_TO_STOP:]
-        if len(tail) == REPEATS_TO_STOP and all("duplicate_of" in t.user_attrs for t in tail):
+        if len(tail) == REPEATS_TO_STOP and all("duplicate_of" in attributes(t) for t in tail):
             self.log(
                 f"Stopping after trial {trial.number}: the last {REPEATS_TO_STOP} trials "
                 "repeated configurations already measured, and no untried change of the best "

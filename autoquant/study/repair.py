@@ -18,9 +18,7 @@ import optuna
 from autoquant.engine.config import QuantConfig
 from autoquant.engine.methods import get_method
 from autoquant.study.space import SearchSpace
-
-#: User attribute of a trial enqueued by the ladder: the trial number it repairs.
-REPAIR_OF = "repair_of"
+from autoquant.tracking.record import attributes, declared, write
 
 MAX_SOURCES = 2  # first trials whose failure is repaired; the sampler takes it from there
 MAX_FLOAT_STEPS = 3  # at most the 3 most sensitive layers kept in float by the ladder
@@ -65,8 +63,8 @@ class RecoveryLadder:
         self.runner = runner  # the study's Objective: space, layers, sensitivity, objective
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        attrs = trial.user_attrs
-        first = "fixed_params" in trial.system_attrs and REPAIR_OF not in attrs
+        attrs = attributes(trial)
+        first = "fixed_params" in trial.system_attrs and "repair_of" not in attrs
         if not first or "config" not in attrs or "duplicate_of" in attrs:
             return
         pruned = trial.state == optuna.trial.TrialState.PRUNED
@@ -78,12 +76,14 @@ class RecoveryLadder:
         speedup = (attrs.get("metrics") or {}).get("speedup")
         if self.runner.objective == "latency" and speedup is not None and speedup < 1.0:
             return  # slower than float already: accuracy bought back would not help
-        repaired = study.user_attrs.get("repaired", [])
+        repaired = attributes(study).get("repaired", [])
         if len(repaired) >= MAX_SOURCES or trial.number in repaired:
             return
-        study.set_user_attr("repaired", [*repaired, trial.number])
+        write(study, repaired=[*repaired, trial.number])
         runner = self.runner
         config = QuantConfig.from_dict(attrs["config"])
         for step in repairs(config, runner.space, runner.layers, runner.sensitive_first):
             params = runner.space.params_for(step, runner.layers, runner.sensitive_first)
-            study.enqueue_trial(params, user_attrs={REPAIR_OF: trial.number}, skip_if_exists=True)
+            study.enqueue_trial(
+                params, user_attrs=declared(repair_of=trial.number), skip_if_exists=True
+            )

@@ -54,6 +54,7 @@ from autoquant.study.sensitivity import cached_sensitivity
 from autoquant.study.space import SearchSpace, load_space
 from autoquant.study.trial import Baseline, Evaluator, IsolatedEvaluator
 from autoquant.tasks.base import Task
+from autoquant.tracking.record import attributes, write
 
 #: Objective name -> the values Optuna minimizes.
 OBJECTIVES = {
@@ -172,7 +173,7 @@ class Objective:
         """Measure the float baseline and (ranked mode) the layer sensitivity, or read them
         back from a resumed study."""
         self._check_data()
-        attrs = study.user_attrs
+        attrs = attributes(study)
         accuracy, float_answers = self.float_accuracy, self.float_answers
         if "baseline" in attrs:
             self.baseline = Baseline(**attrs["baseline"])
@@ -184,7 +185,7 @@ class Objective:
                 else score(self.task.model, self.subset, self.task),
                 size_bytes=serialized_size(self.task.model),
             )
-            study.set_user_attr("baseline", dataclasses.asdict(self.baseline))
+            write(study, baseline=dataclasses.asdict(self.baseline))
         if self.space.needs_sensitivity:
             if "sensitivity" not in attrs:
                 started = time.perf_counter()
@@ -192,8 +193,8 @@ class Objective:
                     self.task, _sensitivity_config(self.space), log=self.log
                 )
                 self.sensitivity_seconds = time.perf_counter() - started
-                study.set_user_attr("sensitivity", [dataclasses.asdict(r) for r in ranked])
-            self.sensitivity = study.user_attrs["sensitivity"]
+                write(study, sensitivity=[dataclasses.asdict(r) for r in ranked])
+            self.sensitivity = attributes(study)["sensitivity"]
             self.sensitive_first = [r["name"] for r in self.sensitivity]
         reference = FloatReference.of(
             self.task,
@@ -224,7 +225,7 @@ class Objective:
 
     def _remember(self, study: optuna.Study) -> None:
         for trial in study.get_trials(deepcopy=False, states=FINISHED[:2]):
-            key = trial.user_attrs.get("config_key")
+            key = attributes(trial).get("config_key")
             if key:
                 self._seen.setdefault(key, trial.number)
 
@@ -283,12 +284,12 @@ class Objective:
         config = self.space.suggest(trial, self.layers, self.sensitive_first)
         config = config.for_layers(self.layers)  # every layer kept in float: that is float
         key = config.to_json()
-        trial.set_user_attr("config", config.to_dict())
-        trial.set_user_attr("config_key", key)
-        trial.set_user_attr("label", config.label())
+        write(trial, config=config.to_dict())
+        write(trial, config_key=key)
+        write(trial, label=config.label())
         skipped = self.space.compile_skipped(config.method)
         if skipped:
-            trial.set_user_attr("compile_skipped", skipped)
+            write(trial, compile_skipped=skipped)
         with self._lock:
             if key not in self._seen:
                 self._remember(trial.study)  # other workers may have measured it meanwhile
@@ -309,10 +310,10 @@ class Objective:
                 # still the user stopping the study, not a failed configuration.
                 raise KeyboardInterrupt from err
             failure = f"{type(err).__name__}: {str(err).strip()[:500]}"
-            trial.set_user_attr("failure", failure)
+            write(trial, failure=failure)
             # One line, not Optuna's traceback (its warnings are silenced in open_search).
             self.log(f"trial {trial.number} failed: {config.label()}: {failure.splitlines()[0]}")
-            trial.set_user_attr("failed_after_seconds", time.time() - started)
+            write(trial, failed_after_seconds=time.time() - started)
             with self._lock:
                 if self._seen.get(key) == trial.number:
                     del self._seen[key]  # a failure may be transient: let it be tried again
@@ -329,18 +330,18 @@ class Objective:
         limit = None if self.isolate else self.trial_timeout  # isolation enforces its own
         with time_limit(limit):
             outcome = self.evaluate(config)
-        trial.set_user_attr("quantize_seconds", outcome.quantize_seconds)
-        trial.set_user_attr("layer_map", outcome.layer_map)
+        write(trial, quantize_seconds=outcome.quantize_seconds)
+        write(trial, layer_map=outcome.layer_map)
         if outcome.pruned_reason:
-            trial.set_user_attr("pruned_after_seconds", outcome.pruned_after_seconds)
-            trial.set_user_attr("subset_drop", outcome.subset_drop)
-            trial.set_user_attr("pruned_reason", outcome.pruned_reason)
+            write(trial, pruned_after_seconds=outcome.pruned_after_seconds)
+            write(trial, subset_drop=outcome.subset_drop)
+            write(trial, pruned_reason=outcome.pruned_reason)
             raise optuna.TrialPruned(outcome.pruned_reason)
         metrics = Metrics(**outcome.metrics)
         violation = self.budget.violation(metrics)
-        trial.set_user_attr("evaluate_seconds", outcome.evaluate_seconds)
-        trial.set_user_attr("metrics", outcome.metrics)
-        trial.set_user_attr("violation", violation)
+        write(trial, evaluate_seconds=outcome.evaluate_seconds)
+        write(trial, metrics=outcome.metrics)
+        write(trial, violation=violation)
         trial.set_constraint("budget", violation)
         return self._values(metrics)
 
@@ -351,8 +352,8 @@ class Objective:
         and the trials are better spent elsewhere."""
         failures: dict[str, int] = {}
         for other in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
-            earlier = other.user_attrs.get("config")
-            failure = other.user_attrs.get("failure")
+            earlier = attributes(other).get("config")
+            failure = attributes(other).get("failure")
             if not earlier or not failure:
                 continue
             if (earlier["method"], earlier["backend"]) == (config.method, config.backend):
@@ -363,8 +364,8 @@ class Objective:
                 f"{config.method} on {config.backend} failed {count} times on this model with "
                 f"the same error ({failure.splitlines()[0][:200]}), so it was not run again"
             )
-            trial.set_user_attr("pruned_reason", reason)
-            trial.set_user_attr("pruned_after_seconds", 0.0)
+            write(trial, pruned_reason=reason)
+            write(trial, pruned_after_seconds=0.0)
             raise optuna.TrialPruned(reason)
 
     def _skip_if_twin_holds(self, trial: optuna.Trial, config: QuantConfig) -> None:
@@ -376,29 +377,29 @@ class Objective:
             return
         other = twin_within_budget(config, trial.study.get_trials(deepcopy=False))
         if other is not None:
-            label = QuantConfig.from_dict(other.user_attrs["config"]).label()
+            label = QuantConfig.from_dict(attributes(other)["config"]).label()
             reason = (
                 f"{config.method} builds the same int8 model as {label} (trial "
                 f"{other.number}), which holds the budget: it cannot be faster or smaller, "
                 f"so it was not run"
             )
-            trial.set_user_attr("pruned_reason", reason)
-            trial.set_user_attr("pruned_after_seconds", 0.0)
+            write(trial, pruned_reason=reason)
+            write(trial, pruned_after_seconds=0.0)
             raise optuna.TrialPruned(reason)
 
     def _repeat(self, trial: optuna.Trial, earlier_number: int):
         """A configuration already evaluated: reuse its result instead of measuring again."""
-        trial.set_user_attr("duplicate_of", earlier_number)
+        write(trial, duplicate_of=earlier_number)
         earlier = _wait_finished(trial.study, earlier_number)
         if earlier.state == optuna.trial.TrialState.PRUNED:
-            reason = earlier.user_attrs.get("pruned_reason", "pruned")
-            trial.set_user_attr("pruned_reason", f"as trial {earlier_number}: {reason}")
+            reason = attributes(earlier).get("pruned_reason", "pruned")
+            write(trial, pruned_reason=f"as trial {earlier_number}: {reason}")
             raise optuna.TrialPruned(f"same configuration as trial {earlier_number} (pruned)")
         if earlier.state != optuna.trial.TrialState.COMPLETE:
             raise RuntimeError(f"same configuration as trial {earlier_number}, which failed")
-        for key in ("metrics", "violation", "layer_map"):
-            trial.set_user_attr(key, earlier.user_attrs[key])
-        trial.set_constraint("budget", earlier.user_attrs["violation"])
+        measured = attributes(earlier)
+        write(trial, **{key: measured[key] for key in ("metrics", "violation", "layer_map")})
+        trial.set_constraint("budget", measured["violation"])
         return earlier.values if len(earlier.values) > 1 else earlier.values[0]
 
     def _values(self, metrics: Metrics):
@@ -704,9 +705,9 @@ def open_search(
     }
     study = open_study(study_name, storage, settings, seed, n_jobs)
     if n_trials is not None:
-        study.set_user_attr("n_trials", n_trials)
+        write(study, n_trials=n_trials)
     if experiment is not None:
-        study.set_user_attr("experiment", experiment)
+        write(study, experiment=experiment)
     runner.prepare(study)
     if not study.get_trials(deepcopy=False) and warm_start != "none":
         if warm_start == "rules":
@@ -742,7 +743,7 @@ def join_search(
     from autoquant.study.experiment import Experiment, build_task
 
     study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
-    attrs = study.user_attrs
+    attrs = attributes(study)
     if "experiment" not in attrs or "settings" not in attrs:
         raise ConfigError(
             f"The study {study_name!r} in {redact(storage)} was not created by `autoquant "
@@ -864,9 +865,9 @@ def open_study(study_name: str, storage: str | None, settings: dict, seed, n_job
         load_if_exists=True,
     )
     settings = json.loads(json.dumps(settings))  # as the storage gives it back: lists, not tuples
-    stored = study.user_attrs.get("settings")
+    stored = attributes(study).get("settings")
     if stored is None:
-        study.set_user_attr("settings", settings)
+        write(study, settings=settings)
     elif stored != settings:
         differs = sorted(k for k in settings if stored.get(k) != settings[k])
         raise ConfigError(
@@ -890,8 +891,8 @@ class _ProgressBar:
         self.best: tuple[float, float] | None = None
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        metrics = trial.user_attrs.get("metrics")
-        if metrics and trial.user_attrs.get("violation", math.inf) <= 0:
+        metrics = attributes(trial).get("metrics")
+        if metrics and attributes(trial).get("violation", math.inf) <= 0:
             if self.best is None or metrics["speedup"] > self.best[0]:
                 self.best = (metrics["speedup"], metrics["drop_points"])
         if self.best:

@@ -31,6 +31,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from autoquant.engine.data import batch_length, concat, tensors_of
 from autoquant.errors import ConfigError
+from autoquant.tracking.record import attributes
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 STATUS = {"complete": "FINISHED", "pruned": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
@@ -214,13 +215,13 @@ class MlflowTracker:
             if trial.number in logged or trial.state.name not in states:
                 continue
             state, reason = states[trial.state.name], None
-            if state == "failed" and "failure" not in trial.user_attrs:
+            if state == "failed" and "failure" not in attributes(trial):
                 state = "killed"
                 reason = (
                     "the process running this trial stopped (killed or interrupted) "
                     "before it finished"
                 )
-            config = trial.user_attrs.get("config")
+            config = attributes(trial).get("config")
             self.log_trial(
                 trial,
                 QuantConfig.from_dict(config) if config else None,
@@ -241,7 +242,7 @@ class MlflowTracker:
         reason: str | None = None,
     ) -> str:
         """One child run for a finished trial, whatever its state; returns the run id."""
-        attrs = trial.user_attrs
+        attrs = attributes(trial)
         name = f"t{trial.number:03d} {config.label()}" if config else f"t{trial.number:03d}"
         metrics = attrs.get("metrics")
         violation = attrs.get("violation")

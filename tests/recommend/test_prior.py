@@ -9,8 +9,8 @@ from autoquant.cli import main
 from autoquant.engine.budget import Budget
 from autoquant.measure.inspect import inspect
 from autoquant.recommend.prior import best_estimate, estimate, prior_candidates
-from autoquant.study.explore import STEP_OF
 from autoquant.study.run import search
+from autoquant.tracking.record import attributes
 
 
 def candidates_for(task, **kwargs):
@@ -193,7 +193,7 @@ def test_no_warm_start_enqueues_nothing(cnn_task, tmp_path):
     )
     trials = optuna.load_study(study_name="n", storage=storage).trials
     # only a local step (a new best with one layer fewer in float) may be queued
-    assert all("fixed_params" not in t.system_attrs or STEP_OF in t.user_attrs for t in trials)
+    assert all("fixed_params" not in t.system_attrs or "step_of" in attributes(t) for t in trials)
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn", "lstm"])

@@ -9,13 +9,13 @@ import optuna
 from autoquant import QuantConfig
 from autoquant.study.explore import (
     REPEATS_TO_STOP,
-    STEP_OF,
     LocalSteps,
     StopWhenRepeating,
     fewer_float,
     neighbours,
 )
 from autoquant.study.space import parse_space
+from autoquant.tracking.record import attributes
 
 SPACE = parse_space(
     "methods: [fp32, static_int8, pt2e_static_int8]\nbackends: [x86, fbgemm]\n"
@@ -60,7 +60,7 @@ def _finished(config: QuantConfig, speedup: float, *, violation: float = 0.0, **
 
 def _queued(study):
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
-    return [(t.system_attrs["fixed_params"], t.user_attrs[STEP_OF]) for t in waiting]
+    return [(t.system_attrs["fixed_params"], attributes(t)["step_of"]) for t in waiting]
 
 
 def test_a_repeated_trial_is_followed_by_an_untried_neighbour_of_the_best():

@@ -1,0 +1,166 @@
+"""The record of a trial: the one place the names of what a trial and its study store in
+Optuna's user attributes are declared, each with what it holds.
+
+Every read and write goes through ``attributes`` (a read-only view) and ``write``, which refuse
+a name not declared here: a misspelt key fails at once instead of reading as missing.
+``TrialRecord`` is the finished trial as the recommender, the report and MLflow read it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import optuna
+
+from autoquant.engine.config import QuantConfig
+from autoquant.measure import Metrics
+
+#: What a trial stores, by name.
+TRIAL_ATTRIBUTES = {
+    "config": "the QuantConfig evaluated, as a dict",
+    "config_key": "its canonical JSON: a configuration is measured once per study",
+    "label": "its short label",
+    "compile_skipped": "why compile: inductor could not apply to its method",
+    "quantize_seconds": "time spent quantizing, calibrating, fine-tuning",
+    "layer_map": "per layer: quantized or float, and how",
+    "metrics": "its Metrics on the validation data, as a dict",
+    "violation": "its drop beyond the budget (<= 0 within it), in the budget's unit",
+    "evaluate_seconds": "time spent scoring, timing and sizing",
+    "subset_drop": "its drop on the pruning subset, when pruned",
+    "pruned_reason": "why it was pruned",
+    "pruned_after_seconds": "time spent before it was pruned",
+    "failure": "why it failed",
+    "failed_after_seconds": "time spent before it failed",
+    "duplicate_of": "the trial that measured the same configuration first",
+    "repair_of": "the trial whose broken budget it tries to repair (the recovery ladder)",
+    "step_of": "the trial it is a local step from",
+}
+
+#: What a study stores, by name.
+STUDY_ATTRIBUTES = {
+    "baseline": "the float model measured once (accuracy, pruning-subset accuracy, size)",
+    "sensitivity": "per-layer sensitivity, when the space ranks layers",
+    "n_trials": "the trials the study holds in total",
+    "experiment": "the settings that rebuild its task (for workers)",
+    "settings": "budget, space, objective, scenario and the rest, for workers and resuming",
+    "repaired": "the trials the recovery ladder already repaired",
+}
+
+
+class UnknownAttribute(ValueError):
+    """A user attribute name that this module does not declare."""
+
+
+def _declared(owner: Any) -> dict[str, str]:
+    return STUDY_ATTRIBUTES if isinstance(owner, optuna.Study) else TRIAL_ATTRIBUTES
+
+
+def _check(declared: dict[str, str], name: str) -> None:
+    if name not in declared:
+        raise UnknownAttribute(
+            f"{name!r} is not a declared attribute; declare it in autoquant.tracking.record "
+            f"(declared: {sorted(declared)})."
+        )
+
+
+class Attributes(Mapping):
+    """The user attributes of a trial or study, read by declared names only."""
+
+    def __init__(self, owner: Any) -> None:
+        self._declared = _declared(owner)
+        self._values = owner.user_attrs
+
+    def __getitem__(self, name: str) -> Any:
+        _check(self._declared, name)
+        return self._values[name]
+
+    def __contains__(self, name: object) -> bool:
+        _check(self._declared, name)
+        return name in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+def attributes(owner: Any) -> Attributes:
+    """A read-only view of ``owner``'s (a trial's or a study's) user attributes."""
+    return Attributes(owner)
+
+
+def write(owner: Any, **values: Any) -> None:
+    """Store ``values`` as ``owner``'s user attributes, by declared names."""
+    declared = _declared(owner)
+    for name, value in values.items():
+        _check(declared, name)
+        owner.set_user_attr(name, value)
+
+
+def declared(**values: Any) -> dict[str, Any]:
+    """``values`` as trial attributes to enqueue a trial with, names checked."""
+    for name in values:
+        _check(TRIAL_ATTRIBUTES, name)
+    return values
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialRecord:
+    """What one finished trial left in the study."""
+
+    number: int
+    state: str  # complete, pruned, failed, running
+    config: QuantConfig | None
+    metrics: Metrics | None
+    violation: float | None
+    failure: str | None = None
+    duplicate_of: int | None = None
+    evaluate_seconds: float | None = None  # full scoring, timing and sizing
+    pruned_after_seconds: float | None = None  # time spent before the trial was pruned
+    quantize_seconds: float | None = None  # quantizing, calibrating, fine-tuning
+    failed_after_seconds: float | None = None  # time spent before the trial failed
+    repair_of: int | None = None  # the trial whose broken budget this one tried to repair
+
+    @property
+    def work_seconds(self) -> float:
+        """Time spent quantizing and evaluating (nothing for a repeated configuration)."""
+        return (
+            (self.quantize_seconds or 0.0)
+            + (self.evaluate_seconds or 0.0)
+            + (self.pruned_after_seconds or 0.0)
+            + (self.failed_after_seconds or 0.0)
+        )
+
+    @property
+    def feasible(self) -> bool:
+        return self.violation is not None and self.violation <= 0
+
+    @classmethod
+    def from_trial(cls, trial: optuna.trial.FrozenTrial) -> TrialRecord:
+        attrs = attributes(trial)
+        state = {
+            optuna.trial.TrialState.COMPLETE: "complete",
+            optuna.trial.TrialState.PRUNED: "pruned",
+            optuna.trial.TrialState.FAIL: "failed",
+        }.get(trial.state, "running")
+        config = QuantConfig.from_dict(attrs["config"]) if "config" in attrs else None
+        metrics = (
+            Metrics(**attrs["metrics"]) if state == "complete" and "metrics" in attrs else None
+        )
+        return cls(
+            number=trial.number,
+            state=state,
+            config=config,
+            metrics=metrics,
+            violation=attrs.get("violation") if metrics else None,
+            failure=attrs.get("failure") or attrs.get("pruned_reason"),
+            duplicate_of=attrs.get("duplicate_of"),
+            evaluate_seconds=attrs.get("evaluate_seconds"),
+            pruned_after_seconds=attrs.get("pruned_after_seconds"),
+            quantize_seconds=attrs.get("quantize_seconds") if config else None,
+            repair_of=attrs.get("repair_of"),
+            failed_after_seconds=attrs.get("failed_after_seconds"),
+        )
