@@ -108,7 +108,7 @@ class QuantizedModel(nn.Module):
             model is compared with the float model compiled the same way.
         compiled: The compiled module once ``compile`` ran; calls with examples of the shape
             it was compiled on then go through it, in batches of its size.
-        compile_seconds: What the first compilation took (0.0 before).
+        compile_seconds: What the latest compilation took (0.0 before any).
     """
 
     def __init__(

@@ -63,7 +63,8 @@ class FloatReference:
         accuracy: The float model's score on ``data``.
         answers: The float model's answers on ``data`` (flips and SQNR compare with them).
         size_bytes: The float model's serialized size.
-        example: The input batch models are timed on (``scenario.batch_size`` examples).
+        example: The input batch models are timed on (``scenario.batch_size`` examples of the
+            validation data, whatever ``data`` is).
         compiled: The float model compiled on ``example`` (made when a candidate deployed
             compiled, or the compiled baseline, first needs it; not pickled).
     """
@@ -90,7 +91,9 @@ class FloatReference:
         if "accuracy" not in known or "answers" not in known:
             known["accuracy"], known["answers"] = score_and_answers(task.model, data, task)
         known.setdefault("size_bytes", serialized_size(task.model))
-        known.setdefault("example", example_batch(data, scenario.batch_size, task))
+        # timed on the validation data's inputs whatever is scored: what runs compiled is
+        # compiled (and checked against eager) on the same example in every measurement
+        known.setdefault("example", example_batch(task.validation_data, scenario.batch_size, task))
         return cls(task, scenario, data, **known)
 
     def __getstate__(self) -> dict:

@@ -210,3 +210,12 @@ def test_only_the_measure_package_scores_and_times_candidates():
         if re.search(r"\b(measure_latency|make_metrics)\(", path.read_text())
     }
     assert callers == {"measure"}
+
+
+def test_candidates_are_timed_on_validation_inputs_whatever_data_they_are_scored_on(cnn_task):
+    # a model deployed compiled is compiled (and checked against eager) on this example: the
+    # final round scores on the test data but compiles on the example every trial compiled on
+    on_test = FloatReference.of(cnn_task, Scenario(4, 1), cnn_task.test_data)
+    expected = example_batch(cnn_task.validation_data, 4, cnn_task)
+    assert torch.equal(on_test.example, expected)
+    assert on_test.data is cnn_task.test_data
