@@ -161,7 +161,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from autoquant.errors import ConfigError
     from autoquant.measure import get_scenario
-    from autoquant.report.tables import METRIC_COLUMNS, finalist_rows, format_table
+    from autoquant.report.tables import (
+        METRIC_COLUMNS,
+        finalist_failures,
+        finalist_rows,
+        format_table,
+    )
     from autoquant.study.experiment import Experiment, build_task, load_experiment
     from autoquant.study.run import open_search
 
@@ -241,6 +246,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     split = "test" if task.test_data is not None else "validation"
     print(f"Final round on the {split} data, timed head to head ({scenario.name}):")
     print(format_table(finalist_rows(rec), METRIC_COLUMNS))
+    for line in finalist_failures(rec):
+        print(f"  failed: {line}")
     # with MLflow, the tracker wrote the plots beside the model (and logged them)
     paths = rec.save(out, plots=tracker is None)
     if tracker is not None:

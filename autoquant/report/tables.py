@@ -60,9 +60,15 @@ def finalist_rows(rec) -> list[dict]:
     return [
         metrics_row(f.label, f.metrics)
         if f.metrics
-        else {"candidate": f.label, "accuracy": f"failed: {f.error}"[:60]}
+        else {"candidate": f.label, "accuracy": "failed (below)"}
         for f in rec.finalists
     ]
+
+
+def finalist_failures(rec) -> list[str]:
+    """Why each finalist that could not be rebuilt or measured failed, a line each (kept out of
+    the table, whose columns a long error would stretch)."""
+    return [f"{f.label}: {f.error}" for f in rec.finalists if f.metrics is None and f.error]
 
 
 def recommendation_markdown(rec, comparison: Sequence[dict]) -> str:
@@ -85,6 +91,8 @@ def recommendation_markdown(rec, comparison: Sequence[dict]) -> str:
         "",
         format_table(comparison, METRIC_COLUMNS, markdown=True),
         "",
+        *[f"- failed: {line}" for line in finalist_failures(rec)],
+        *([""] if finalist_failures(rec) else []),
         "## Layers",
         "",
         format_table(
