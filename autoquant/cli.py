@@ -507,6 +507,13 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     _add_data_options(parser)
 
 
+def _verb(verbs, name: str, run, parents: list) -> argparse.ArgumentParser:
+    """The parser of the verb ``name``, run by ``run``, whose docstring is its help."""
+    parser = verbs.add_parser(name, parents=parents, help=run.__doc__, description=run.__doc__)
+    parser.set_defaults(run=run)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autoquant",
@@ -534,15 +541,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the result as JSON on stdout (the rest on stderr)",
     )
 
-    demo = verbs.add_parser(
-        "demo", parents=[common], help=cmd_demo.__doc__, description=cmd_demo.__doc__
-    )
+    demo = _verb(verbs, "demo", cmd_demo, [common])
     _add_task_options(demo)
-    demo.set_defaults(run=cmd_demo)
 
-    search = verbs.add_parser(
-        "search", parents=[common, machine], help=cmd_search.__doc__, description=cmd_search.__doc__
-    )
+    search = _verb(verbs, "search", cmd_search, [common, machine])
     search.add_argument("experiment", nargs="?", help="experiment YAML file (flags override it)")
     search.add_argument("--task", help=TASK_HELP)
     search.add_argument("--model", help="zoo model name or module:factory (default resnet18)")
@@ -585,23 +587,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="first trials: the expert rules alternating with the configurations a model learned "
         "from past studies in MLflow ranks best (else the rules alone)",
     )
-    search.set_defaults(run=cmd_search)
 
-    inspect = verbs.add_parser(
-        "inspect",
-        parents=[common, machine],
-        help=cmd_inspect.__doc__,
-        description=cmd_inspect.__doc__,
-    )
+    inspect = _verb(verbs, "inspect", cmd_inspect, [common, machine])
     _add_model_options(inspect)
-    inspect.set_defaults(run=cmd_inspect)
 
-    recommend = verbs.add_parser(
-        "recommend",
-        parents=[common, machine],
-        help=cmd_recommend.__doc__,
-        description=cmd_recommend.__doc__,
-    )
+    recommend = _verb(verbs, "recommend", cmd_recommend, [common, machine])
     _add_model_options(recommend)
     recommend.add_argument("--budget", default="1pt", help="largest drop (default 1pt)")
     recommend.add_argument("--target", default="server", choices=["server", "mobile"])
@@ -615,11 +605,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     recommend.add_argument("--space", default="default", help="space the history ranks in")
     recommend.add_argument("--tracking-uri", help="MLflow store with the past studies")
-    recommend.set_defaults(run=cmd_recommend)
 
-    worker = verbs.add_parser(
-        "worker", parents=[common], help=cmd_worker.__doc__, description=cmd_worker.__doc__
-    )
+    worker = _verb(verbs, "worker", cmd_worker, [common])
     worker.add_argument(
         "--storage",
         required=True,
@@ -629,23 +616,15 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
     worker.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
     _add_trial_options(worker)
-    worker.set_defaults(run=cmd_worker)
 
-    runs = verbs.add_parser(
-        "runs", parents=[common, machine], help=cmd_runs.__doc__, description=cmd_runs.__doc__
-    )
+    runs = _verb(verbs, "runs", cmd_runs, [common, machine])
     runs.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
-    runs.set_defaults(run=cmd_runs)
 
-    ui = verbs.add_parser("ui", parents=[common], help=cmd_ui.__doc__, description=cmd_ui.__doc__)
+    ui = _verb(verbs, "ui", cmd_ui, [common])
     ui.add_argument("--tracking-uri", help="MLflow tracking URI (default sqlite:///mlflow.db)")
     ui.add_argument("--port", type=int, help="port (default: a free one)")
-    ui.set_defaults(run=cmd_ui)
 
-    methods = verbs.add_parser(
-        "methods", parents=[common], help=cmd_methods.__doc__, description=cmd_methods.__doc__
-    )
-    methods.set_defaults(run=cmd_methods)
+    _verb(verbs, "methods", cmd_methods, [common])
     return parser
 
 
