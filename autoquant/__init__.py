@@ -2,7 +2,8 @@
 
 The public API::
 
-    autoquant.search(task, budget, space)   -> Recommendation   (an Optuna study, see search)
+    autoquant.search(task, budget, space)   -> Recommendation   (an Optuna study, see search;
+                                                                  settings: SearchOptions)
     autoquant.apply(model, config, calib)   -> QuantizedModel   (rebuild any configuration)
     autoquant.inspect(model, example)       -> ModelReport      (what quantization can touch)
     autoquant.load(folder)                  -> a saved recommendation, ready to run
@@ -27,6 +28,7 @@ from autoquant.errors import (
 from autoquant.measure import Metrics, Scenario
 from autoquant.measure.inspect import inspect
 from autoquant.recommend.recommendation import Recommendation
+from autoquant.study.options import SearchOptions
 from autoquant.study.run import search
 from autoquant.tasks import Task
 
@@ -43,6 +45,7 @@ __all__ = [
     "QuantizedModel",
     "Recommendation",
     "Scenario",
+    "SearchOptions",
     "Task",
     "UnsupportedError",
     "apply",

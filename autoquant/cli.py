@@ -69,22 +69,18 @@ def _add_scenario_option(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
-#: The Experiment settings that name a task: what a worker needs to build the same one.
-TASK_SETTINGS = ("task", "model", "checkpoint", "data", "metric", "resize", "crop", "mean", "std")
-
-
 def _task_for(args: argparse.Namespace):
     from autoquant.errors import ConfigError
-    from autoquant.study.experiment import Experiment, build_task
+    from autoquant.study.experiment import TASK_KEYS, TaskSpec, build_task
 
     option = getattr(args, "model_option", None)
     if option and args.model and option != args.model:
         raise ConfigError(
             f"Two models were given: {args.model!r} and --model {option!r}. Give one."
         )
-    settings = {k: getattr(args, k, None) for k in TASK_SETTINGS}
+    settings = {k: getattr(args, k, None) for k in TASK_KEYS}
     settings["model"] = option or settings["model"]
-    return build_task(Experiment(**settings))
+    return build_task(TaskSpec(**settings))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -160,83 +156,63 @@ def cmd_search(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from autoquant.errors import ConfigError
-    from autoquant.measure import get_scenario
     from autoquant.report.tables import (
         METRIC_COLUMNS,
         finalist_failures,
         finalist_rows,
         format_table,
     )
-    from autoquant.study.experiment import Experiment, build_task, load_experiment
+    from autoquant.study.experiment import OUTPUT_KEYS, TASK_KEYS, build_task, load_experiment
+    from autoquant.study.options import key_of, settable_fields
     from autoquant.study.run import open_search
 
-    experiment = load_experiment(args.experiment) if args.experiment else Experiment()
-    overrides = {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(Experiment)
-        if getattr(args, f.name, None) is not None
-    }
-    experiment = dataclasses.replace(experiment, **overrides)
+    option_keys = [key_of(f) for f in settable_fields()]
+    flags = {key: getattr(args, key, None) for key in (*TASK_KEYS, *OUTPUT_KEYS, *option_keys)}
+    experiment = load_experiment(args.experiment, overrides=flags)
+    options = experiment.options
     tracker = None
     if not args.no_tracking:
         from autoquant.tracking.tracker import MlflowTracker
 
         # Made (and the store checked) before any work: an unreachable server fails now.
         tracker = MlflowTracker(experiment.tracking_uri, register=args.register)
-    task = build_task(experiment)
-    scenario = get_scenario(experiment.scenario)
-    storage = experiment.storage or None
-    study_name = experiment.study
-    if args.force_new and storage and study_name:
-        study_name = _free_study_name(storage, study_name)
+    task = build_task(experiment.task)
+    storage = options.storage
+    if args.force_new and storage and options.study_name:
+        options = dataclasses.replace(
+            options, study_name=_free_study_name(storage, options.study_name)
+        )
     if args.workers > 1 and not storage:
         raise ConfigError("--workers needs --storage: the workers share the study through it.")
-    session = open_search(
-        task,
-        experiment.budget,
-        experiment.space,
-        objective=experiment.objective,
-        n_trials=experiment.trials,
-        timeout=experiment.timeout,
-        storage=storage,
-        study_name=study_name,
-        seed=experiment.seed,
-        n_jobs=experiment.jobs,
-        scenario=scenario,
-        tracker=tracker,
-        warm_start="history" if args.from_history else "rules",
-        history_uri=experiment.tracking_uri,
-        trial_timeout=args.trial_timeout,
-        isolate=args.isolate,
-        experiment={k: getattr(experiment, k) for k in TASK_SETTINGS},
-    )
-    workers_failed = False
+    stage = "setup"  # what a Ctrl-C interrupts: setup, trials or the final round
     try:
-        if args.workers > 1:
-            workers_failed = not _run_workers(
-                args.workers, storage, session.study.study_name, tracker, args
-            )
-        else:
-            session.run(n_jobs=experiment.jobs, timeout=experiment.timeout, progress=not args.quiet)
+        session = open_search(
+            task,
+            options=dataclasses.replace(options, history_uri=experiment.tracking_uri),
+            tracker=tracker,
+            experiment=dataclasses.asdict(experiment.task),
+        )
+        stage = "trials"
+        workers_failed = False
+        try:
+            if args.workers > 1:
+                workers_failed = not _run_workers(
+                    args.workers, storage, session.study.study_name, tracker, options
+                )
+            else:
+                session.run(progress=not args.quiet)
+        finally:
+            session.runner.close()
+        out = Path(experiment.out or Path("autoquant-out") / session.study.study_name)
+        if tracker:
+            tracker.out_dir = out  # the plots land beside the model, and in MLflow
+        stage = "final round"
+        rec = session.finish()
     except KeyboardInterrupt:
         if tracker:
             tracker.fail_study("KILLED")
-        print(
-            "\nautoquant: interrupted. The finished trials are kept"
-            + (
-                f" in {storage}; run the same command again to resume."
-                if storage
-                else " only in memory (no --storage): they are lost."
-            ),
-            file=sys.stderr,
-        )
+        print(f"\nautoquant: {_interrupted(stage, storage)}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    finally:
-        session.runner.close()
-    out = Path(experiment.out or Path("autoquant-out") / session.study.study_name)
-    if tracker:
-        tracker.out_dir = out  # the plots land beside the model, and in MLflow
-    rec = session.finish()
 
     print()
     print(rec.explanation)
@@ -244,7 +220,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"Note: {note}")
     print()
     split = "test" if task.test_data is not None else "validation"
-    print(f"Final round on the {split} data, timed head to head ({scenario.name}):")
+    print(f"Final round on the {split} data, timed head to head ({options.scenario.name}):")
     print(format_table(finalist_rows(rec), METRIC_COLUMNS))
     for line in finalist_failures(rec):
         print(f"  failed: {line}")
@@ -304,6 +280,28 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return serve(args.tracking_uri, port=args.port)
 
 
+def _interrupted(stage: str, storage: str | None) -> str:
+    """What an interrupted search kept, and how to go on."""
+    from autoquant.study.run import redact
+
+    if stage == "setup":
+        return "interrupted before the first trial; run the same command again to start."
+    if not storage:
+        return (
+            "interrupted. The finished trials were kept only in memory (no --storage): they "
+            "are lost."
+        )
+    if stage == "trials":
+        return (
+            f"interrupted. The finished trials are kept in {redact(storage)}; run the same "
+            f"command again to resume."
+        )
+    return (
+        f"interrupted in the final round. Every trial is kept in {redact(storage)}; run the "
+        f"same command again to redo the final round (no trial runs again)."
+    )
+
+
 def _free_study_name(storage: str, name: str) -> str:
     """``name``, or ``name-2``, ``name-3``... when a study of that name exists (--force-new)."""
     import optuna
@@ -323,7 +321,7 @@ def _free_study_name(storage: str, name: str) -> str:
     return f"{name}-{number}"
 
 
-def _run_workers(count: int, storage: str, study: str, tracker, args) -> bool:
+def _run_workers(count: int, storage: str, study: str, tracker, options) -> bool:
     """Start ``count`` local `autoquant worker` processes on the study and wait for them;
     whether every one of them finished cleanly."""
     import subprocess
@@ -339,8 +337,8 @@ def _run_workers(count: int, storage: str, study: str, tracker, args) -> bool:
         study,
     ]
     command += ["--tracking-uri", tracker.uri] if tracker else ["--no-tracking"]
-    command += ["--isolate"] if args.isolate else []
-    command += ["--trial-timeout", str(args.trial_timeout)] if args.trial_timeout else []
+    command += ["--isolate"] if options.isolate else []
+    command += ["--trial-timeout", str(options.trial_timeout)] if options.trial_timeout else []
     print(f"Starting {count} worker processes on study {study!r}")
     workers = [subprocess.Popen(command) for _ in range(count)]
     try:
@@ -498,6 +496,26 @@ def _add_trial_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_search_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per SearchOptions setting, named, typed and explained by the field itself;
+    absent flags stay None, so the experiment file (then the default) decides."""
+    from autoquant.study.experiment import COMMAND_DEFAULTS
+    from autoquant.study.options import key_of, settable_fields
+
+    for field in settable_fields():
+        key = key_of(field)
+        default = COMMAND_DEFAULTS.get(key, field.default)
+        shown = ("on" if default else "off") if isinstance(default, bool) else default
+        help = field.metadata["help"] + (f" (default {shown})" if shown is not None else "")
+        kwargs: dict = {"help": help}
+        if isinstance(field.default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["type"] = field.metadata.get("type", str)
+            kwargs["choices"] = field.metadata.get("choices")
+        parser.add_argument("--" + key.replace("_", "-"), default=None, **kwargs)
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="zoo model name or module:factory")
     # the same option as on search and demo; the positional form is kept for short commands
@@ -550,18 +568,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--model", help="zoo model name or module:factory (default resnet18)")
     search.add_argument("--checkpoint", help="state_dict file, loaded with weights_only=True")
     _add_data_options(search)
-    search.add_argument("--budget", help="largest drop: 1pt (absolute points) or 1%% (relative)")
-    search.add_argument("--space", help="built-in space name or YAML path (default: default)")
-    search.add_argument("--objective", choices=["latency", "size", "pareto"])
-    search.add_argument(
-        "--scenario", help="bs{N}-t{M}: N examples a call on M threads (default bs1-t1)"
-    )
-    search.add_argument("--trials", type=int, help="trials in the study in total (default 40)")
-    search.add_argument("--timeout", type=float, help="seconds after which no trial starts")
-    search.add_argument("--storage", help="Optuna storage (default sqlite:///autoquant.db)")
-    search.add_argument("--study", help="study name (default: derived from the settings)")
-    search.add_argument("--seed", type=int, help="sampler seed (default 0)")
-    search.add_argument("--jobs", type=int, help="trials in parallel (default 1)")
+    _add_search_options(search)
     search.add_argument("--out", help="output folder (default autoquant-out/STUDY)")
     search.add_argument(
         "--tracking-uri",
@@ -579,13 +586,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--force-new",
         action="store_true",
         help="start a new study if one of this name exists (the old is kept)",
-    )
-    _add_trial_options(search)
-    search.add_argument(
-        "--from-history",
-        action="store_true",
-        help="first trials: the expert rules alternating with the configurations a model learned "
-        "from past studies in MLflow ranks best (else the rules alone)",
     )
 
     inspect = _verb(verbs, "inspect", cmd_inspect, [common, machine])
@@ -691,7 +691,14 @@ def _verb_output(args: argparse.Namespace) -> Iterator[None]:
         with contextlib.redirect_stdout(sys.stderr):
             yield
     elif args.quiet:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            if args.verb in ("search", "worker", "runs", "ui") and not getattr(
+                args, "no_tracking", False
+            ):
+                from autoquant.tracking.tracker import quiet_mlflow_logs
+
+                stack.enter_context(quiet_mlflow_logs())
             yield
     else:
         yield

@@ -75,6 +75,7 @@ def coordinate(args, storage: str) -> None:
 
     from autoquant.study.run import open_search
     from autoquant.tasks import digits_task
+    from autoquant.tracking.record import run_tag
     from autoquant.tracking.tracker import MlflowTracker
 
     folder = Path(tempfile.mkdtemp(prefix="autoquant-soak-"))
@@ -125,9 +126,9 @@ def coordinate(args, storage: str) -> None:
         experiment_names=[study_name], output_format="list", max_results=10000
     )
     children = [
-        int(r.data.tags["autoquant.trial"])
+        int(r.data.tags[run_tag("trial")])
         for r in runs
-        if r.data.tags.get("autoquant.role") == "trial"
+        if r.data.tags.get(run_tag("role")) == "trial"
     ]
     checks = {
         "workers exited 0": all(c == 0 for c in codes),

@@ -62,3 +62,12 @@ def test_readme_is_short_and_its_links_lead_somewhere():
     for path in DOCS:
         for link in re.findall(r"\]\(([^)#]+\.(?:md|png))\)", path.read_text()):
             assert (path.parent / link).exists(), f"{path.name} links to {link}"
+
+
+def test_every_mlflow_name_autoquant_writes_is_documented():
+    from autoquant.tracking.record import RUN_TAGS, TRIAL_RUN_METRICS
+
+    text = (ROOT / "docs" / "mlflow.md").read_text()
+    missing = [f"autoquant.{t}" for t in RUN_TAGS if f"`autoquant.{t}`" not in text]
+    missing += [m for m in TRIAL_RUN_METRICS if f"`{m}`" not in text]
+    assert not missing, f"docs/mlflow.md does not list {missing}"

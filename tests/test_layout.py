@@ -7,7 +7,7 @@ import autoquant
 
 #: Bottom to top. A module may import its own layer and those below it, never one above.
 LAYERS = ["base", "engine", "tasks", "report", "measure", "tracking", "recommend", "study", "top"]
-BASE = {"errors", "_validation", "_warnings"}
+BASE = {"errors", "_validation", "_warnings", "_interrupt"}
 PACKAGE = Path(autoquant.__file__).parent
 
 

@@ -12,8 +12,9 @@ from PIL import Image
 
 from autoquant.cli import main
 from autoquant.measure import Scenario, get_scenario
-from autoquant.study.experiment import Experiment, build_task
+from autoquant.study.experiment import TaskSpec, build_task
 from autoquant.tasks.digits import digits_splits
+from autoquant.tracking.record import run_tag
 
 
 @pytest.fixture(autouse=True)
@@ -76,7 +77,7 @@ def _image_folder(root, per_class: int = 12) -> None:
 def test_imagefolder_on_a_small_generated_folder(tmp_path, capsys):
     _image_folder(tmp_path / "images")
     task = build_task(
-        Experiment(
+        TaskSpec(
             task="imagefolder",
             model="tests.own_task:RGBDigits",
             data=str(tmp_path / "images"),
@@ -100,11 +101,9 @@ def test_tensors_file_with_and_without_targets(tmp_path, capsys):
     split = digits_splits()["validation"]
     torch.save({"inputs": split.inputs, "targets": split.targets}, tmp_path / "labelled.pt")
     torch.save(split.inputs, tmp_path / "unlabelled.pt")
-    labelled = build_task(
-        Experiment(task="tensors", model="tests.own_task:mlp", data="labelled.pt")
-    )
+    labelled = build_task(TaskSpec(task="tensors", model="tests.own_task:mlp", data="labelled.pt"))
     assert labelled.metric.name == "top1"
-    free = build_task(Experiment(task="tensors", model="tests.own_task:mlp", data="unlabelled.pt"))
+    free = build_task(TaskSpec(task="tensors", model="tests.own_task:mlp", data="unlabelled.pt"))
     assert free.metric.name == "cosine" and free.label_free
     code = _search(
         "--task", "tensors", "--model", "tests.own_task:mlp", "--data", "unlabelled.pt",
@@ -186,9 +185,9 @@ def test_a_model_mlflow_cannot_hold_still_gets_its_study_logged(tmp_path):
     client = mlflow.MlflowClient(uri)
     experiments = [e.experiment_id for e in client.search_experiments()]
     runs = client.search_runs(experiments, max_results=1000)
-    parent = next(r for r in runs if r.data.tags.get("autoquant.role") == "study")
+    parent = next(r for r in runs if r.data.tags.get(run_tag("role")) == "study")
     assert parent.info.status == "FINISHED"
-    assert "ClassifierOutput" in parent.data.tags["autoquant.model_not_logged"]
+    assert "ClassifierOutput" in parent.data.tags[run_tag("model_not_logged")]
     contexts = {t.value for i in parent.inputs.dataset_inputs for t in i.tags}
     assert contexts == {"calibration", "validation", "test"}
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from autoquant._interrupt import raise_if_interrupted
 from autoquant._warnings import quietly
 from autoquant.engine.budget import Budget
 from autoquant.engine.config import QuantConfig
@@ -249,6 +250,7 @@ def final_round(
                 scores.append(reference.score(finalist.model))
             built.append(finalist)
         except Exception as err:  # noqa: BLE001 - a recipe that cannot run is shown as failed
+            raise_if_interrupted(err)  # a Ctrl-C that a compile error wrapped
             finalist.model = None
             finalist.error = f"{type(err).__name__}: {str(err).strip()[:200]}"
     measured = measure([f.model for f in built], reference, timing=FINAL_TIMING, scored=scores)

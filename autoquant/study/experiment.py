@@ -1,8 +1,9 @@
 """Experiment files (YAML in experiments/) and turning their model and task names into a Task.
 
-An experiment file holds the same settings as the ``autoquant search`` flags; flags given on
-the command line override the file. User code is imported only where the user names it as
-``module:attr``; checkpoints are loaded with ``weights_only=True``.
+An experiment file holds the same settings as the ``autoquant search`` flags (the search's
+are ``SearchOptions``' keys); flags given on the command line override the file. User code is
+imported only where the user names it as ``module:attr``; checkpoints are loaded with
+``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import importlib
 import os
 import sys
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +22,15 @@ from torch import nn
 
 from autoquant.engine.data import load_weights_only
 from autoquant.errors import ConfigError
+from autoquant.study.options import SearchOptions, key_of, settable_fields
 from autoquant.tasks import Task, get_task
 from autoquant.tasks.zoo import ZOO
 
 
-@dataclasses.dataclass
-class Experiment:
-    """Everything ``autoquant search`` needs; each field has a flag of the same name."""
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    """The settings that name a task: a built-in task or the user's own, the model, its
+    checkpoint and data. A worker rebuilds the same task from them."""
 
     task: str = "digits"
     model: str | None = None
@@ -35,40 +39,79 @@ class Experiment:
     metric: str | None = None
     resize: int | None = None
     crop: int | None = None
-    mean: list | None = None
-    std: list | None = None
-    budget: str = "1pt"
-    space: str = "default"
-    objective: str = "latency"
-    scenario: str = "bs1-t1"
-    trials: int | None = 40
-    timeout: float | None = None
-    storage: str | None = "sqlite:///autoquant.db"
-    study: str | None = None
-    seed: int | None = 0
-    jobs: int = 1
-    out: str | None = None
-    tracking_uri: str | None = None
+    mean: list | str | None = None  # a list, or "0.485,0.456,0.406"
+    std: list | str | None = None
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Read an experiment YAML file (safe loader); unknown keys and wrong types are refused."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConfigError(f"The experiment file {str(file)!r} does not exist.")
-    try:
-        data = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{file}: not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{file}: an experiment must be a mapping of settings.")
-    fields = {f.name: f for f in dataclasses.fields(Experiment)}
-    unknown = sorted(set(data) - set(fields))
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """What ``autoquant search`` runs: an experiment file's keys and the command's flags."""
+
+    task: TaskSpec = TaskSpec()
+    options: SearchOptions = dataclasses.field(default_factory=lambda: command_options({}))
+    out: str | None = None  # the output folder (default autoquant-out/STUDY)
+    tracking_uri: str | None = None  # the MLflow store
+
+
+TASK_KEYS = tuple(f.name for f in dataclasses.fields(TaskSpec))
+OUTPUT_KEYS = ("out", "tracking_uri")
+#: Where the command differs from the library: it keeps the study in a file, so that the same
+#: command run again resumes it (the library keeps it in memory unless told).
+COMMAND_DEFAULTS = {"storage": "sqlite:///autoquant.db"}
+
+
+def command_options(
+    values: dict[str, Any], source: str = "the command", flags: Iterable[str] = ()
+) -> SearchOptions:
+    """SearchOptions from an experiment file's keys and the command's ``flags``, over the
+    command's defaults."""
+    return SearchOptions.from_keys(values, source, COMMAND_DEFAULTS, flags)
+
+
+def task_spec(values: dict[str, Any]) -> TaskSpec:
+    """A TaskSpec from the settings stored with a study (unknown names refused)."""
+    unknown = sorted(set(values) - set(TASK_KEYS))
     if unknown:
-        raise ConfigError(f"{file}: unknown key(s) {unknown}; the keys are {sorted(fields)}.")
-    for key, value in data.items():
-        _check_type(file, key, value, fields[key].type)
-    return Experiment(**data)
+        raise ConfigError(f"unknown task setting(s) {unknown}; they are {list(TASK_KEYS)}.")
+    return TaskSpec(**values)
+
+
+def load_experiment(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> Experiment:
+    """An experiment file (safe YAML loader) with ``overrides`` (the command's flags, by key;
+    None values ignored) over it; the defaults alone when ``path`` is None. Unknown keys and
+    wrong types are refused, naming the file and the key."""
+    data: dict[str, Any] = {}
+    source = "the command"
+    if path is not None:
+        file = Path(path)
+        source = str(file)
+        if not file.is_file():
+            raise ConfigError(f"The experiment file {source!r} does not exist.")
+        try:
+            data = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{file}: not valid YAML: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: an experiment must be a mapping of settings.")
+    flags = {k: v for k, v in (overrides or {}).items() if v is not None}
+    data = {**data, **flags}
+    option_keys = [key_of(f) for f in settable_fields()]
+    known = [*TASK_KEYS, *OUTPUT_KEYS, *option_keys]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown}; the keys are {sorted(known)}.")
+    types = {f.name: f.type for f in dataclasses.fields(TaskSpec)}
+    types.update({f.name: f.type for f in dataclasses.fields(Experiment) if f.name in OUTPUT_KEYS})
+    for key in (*TASK_KEYS, *OUTPUT_KEYS):
+        if key in data:
+            _check_type(source, key, data[key], types[key])
+    return Experiment(
+        task=TaskSpec(**{k: data[k] for k in TASK_KEYS if k in data}),
+        options=command_options({k: data[k] for k in option_keys if k in data}, source, flags),
+        **{k: data[k] for k in OUTPUT_KEYS if k in data},
+    )
 
 
 def _floats(value: Any, key: str) -> list[float]:
@@ -83,20 +126,18 @@ def _floats(value: Any, key: str) -> list[float]:
         ) from None
 
 
-def _check_type(file: Path, key: str, value: Any, annotation: str) -> None:
+def _check_type(source: str, key: str, value: Any, annotation: str) -> None:
     allowed = {
         "str": (str,),
         "str | None": (str, type(None)),
         "int": (int,),
         "int | None": (int, type(None)),
         "float | None": (int, float, type(None)),
-        "list | None": (list, type(None)),
+        "list | str | None": (list, str, type(None)),
     }[annotation]
     if isinstance(value, bool) or not isinstance(value, allowed):
-        raise ConfigError(
-            f"{file}: the key {key!r} must be {annotation.replace(' | None', ' or null')}. "
-            f"Got {value!r} instead."
-        )
+        expected = annotation.replace(" | None", " or null").replace(" | ", " or ")
+        raise ConfigError(f"{source}: the key {key!r} must be {expected}. Got {value!r} instead.")
 
 
 def import_object(spec: str) -> Any:
@@ -194,60 +235,58 @@ def load_model(spec: str, checkpoint: str | None) -> nn.Module:
     return model.eval()
 
 
-def build_task(experiment: Experiment, log=print) -> Task:
-    """The Task an experiment names: a built-in task (``digits`` with a zoo model or the
+def build_task(spec: TaskSpec, log=print) -> Task:
+    """The Task ``spec`` names: a built-in task (``digits`` with a zoo model or the
     user's ``module:factory``; ``imagefolder`` or ``tensors`` over the user's files with the
     user's model) or the user's own ``module:attr`` Task."""
     from autoquant.tasks.files import imagefolder_task, tensors_task
     from autoquant.tasks.metrics import get_metric
 
-    metric = experiment.metric
+    metric = spec.metric
     if metric is not None:
         metric = get_metric(import_object(metric) if ":" in metric else metric)
-    if ":" in experiment.task:
-        task = load_task(experiment.task)
-        if experiment.model:  # another model on the same data
-            model = load_model(experiment.model, experiment.checkpoint)
-            task = dataclasses.replace(task, model=model, model_name=experiment.model)
-        elif experiment.checkpoint:
-            load_checkpoint(task.model, experiment.checkpoint)
+    if ":" in spec.task:
+        task = load_task(spec.task)
+        if spec.model:  # another model on the same data
+            model = load_model(spec.model, spec.checkpoint)
+            task = dataclasses.replace(task, model=model, model_name=spec.model)
+        elif spec.checkpoint:
+            load_checkpoint(task.model, spec.checkpoint)
         return dataclasses.replace(task, metric=metric) if metric is not None else task
-    if experiment.task in ("imagefolder", "tensors"):
-        if not experiment.model or ":" not in experiment.model:
+    if spec.task in ("imagefolder", "tensors"):
+        if not spec.model or ":" not in spec.model:
             raise ConfigError(
-                f"The {experiment.task!r} task needs your model as 'module:factory' (--model). "
-                f"Got {experiment.model!r} instead."
+                f"The {spec.task!r} task needs your model as 'module:factory' (--model). "
+                f"Got {spec.model!r} instead."
             )
-        if not experiment.data:
+        if not spec.data:
             raise ConfigError(
-                f"The {experiment.task!r} task needs the data's path (--data): "
+                f"The {spec.task!r} task needs the data's path (--data): "
                 + (
                     "a folder of class subfolders of images."
-                    if experiment.task == "imagefolder"
+                    if spec.task == "imagefolder"
                     else "a file of tensors saved with torch.save."
                 )
             )
-        model = load_model(experiment.model, experiment.checkpoint)
-        if experiment.task == "tensors":
-            return tensors_task(model, experiment.data, metric=metric, model_name=experiment.model)
-        sizes = {k: v for k, v in (("resize", experiment.resize), ("crop", experiment.crop)) if v}
-        norms = {
-            k: _floats(v, k) for k, v in (("mean", experiment.mean), ("std", experiment.std)) if v
-        }
+        model = load_model(spec.model, spec.checkpoint)
+        if spec.task == "tensors":
+            return tensors_task(model, spec.data, metric=metric, model_name=spec.model)
+        sizes = {k: v for k, v in (("resize", spec.resize), ("crop", spec.crop)) if v}
+        norms = {k: _floats(v, k) for k, v in (("mean", spec.mean), ("std", spec.std)) if v}
         return imagefolder_task(
-            model, experiment.data, metric=metric, model_name=experiment.model, **sizes, **norms
+            model, spec.data, metric=metric, model_name=spec.model, **sizes, **norms
         )
-    name = experiment.model or DEFAULT_ZOO_MODEL
+    name = spec.model or DEFAULT_ZOO_MODEL
     if ":" not in name:
-        if name not in ZOO and experiment.checkpoint is None:
+        if name not in ZOO and spec.checkpoint is None:
             raise ConfigError(
                 f"The 'model' setting must be a zoo model {list(ZOO)} or 'module:factory'. "
                 f"Got {name!r} instead."
             )
-        task = get_task(experiment.task, name, log=log)
-        if experiment.checkpoint:
-            load_checkpoint(task.model, experiment.checkpoint)
+        task = get_task(spec.task, name, log=log)
+        if spec.checkpoint:
+            load_checkpoint(task.model, spec.checkpoint)
     else:
-        model = load_model(name, experiment.checkpoint)
-        task = get_task(experiment.task, model, model_name=name, log=log)
+        model = load_model(name, spec.checkpoint)
+        task = get_task(spec.task, model, model_name=name, log=log)
     return dataclasses.replace(task, metric=metric) if metric is not None else task

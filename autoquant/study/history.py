@@ -21,8 +21,8 @@ from autoquant.engine.budget import Budget
 from autoquant.engine.config import QuantConfig
 from autoquant.engine.methods import available_methods, get_method
 from autoquant.study.space import SearchSpace
+from autoquant.tracking.record import FEATURE_PARAM_PREFIX, run_metric, tagged
 
-FEATURE_PREFIX = "feature."
 _METHODS = sorted(available_methods())
 _BACKENDS = ["x86", "fbgemm", "qnnpack", "onednn"]
 _ACT = ["minmax", "moving_average_minmax", "histogram"]
@@ -59,14 +59,12 @@ def load_history(
     from autoquant.tracking.tracker import study_runs
 
     examples = []
-    for experiment, parent, children in study_runs(
-        tracking_uri, "tags.`autoquant.state` = 'complete'"
-    ):
+    for experiment, parent, children in study_runs(tracking_uri, tagged(state="complete")):
         params = parent.data.params
         features = {
-            k[len(FEATURE_PREFIX) :]: float(v)
+            k[len(FEATURE_PARAM_PREFIX) :]: float(v)
             for k, v in params.items()
-            if k.startswith(FEATURE_PREFIX)
+            if k.startswith(FEATURE_PARAM_PREFIX)
         }
         if not features or params.get("model") == exclude_model:
             continue
@@ -81,8 +79,8 @@ def load_history(
                     study=experiment.name,
                     model_features=features,
                     config=_config_from_params(fields),
-                    drop_points=run.data.metrics["drop_points"],
-                    speedup=run.data.metrics["speedup"],
+                    drop_points=run.data.metrics[run_metric("drop_points")],
+                    speedup=run.data.metrics[run_metric("speedup")],
                     scenario=params.get("scenario", ""),
                 )
             )

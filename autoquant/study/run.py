@@ -17,15 +17,15 @@ import dataclasses
 import json
 import math
 import re
-import signal
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import optuna
 
-from autoquant._validation import check_choice, check_float, check_int
+from autoquant._interrupt import interrupted, watching
 from autoquant._warnings import quietly
 from autoquant.engine.budget import Budget
 from autoquant.engine.config import QuantConfig
@@ -36,9 +36,7 @@ from autoquant.errors import ConfigError, UnsupportedError
 from autoquant.measure import (
     FloatReference,
     Metrics,
-    Scenario,
     example_batch,
-    get_scenario,
     score,
     score_and_answers,
     serialized_size,
@@ -49,29 +47,25 @@ from autoquant.recommend.prior import prior_candidates
 from autoquant.recommend.recipes import COMPILED_FLOAT, PLAIN_RECIPES
 from autoquant.recommend.recommendation import Recommendation, TrialRecord, recommend
 from autoquant.study.explore import LocalSteps, StopWhenRepeating, twin_within_budget
+from autoquant.study.options import OBJECTIVES, SearchOptions
 from autoquant.study.repair import RecoveryLadder
 from autoquant.study.sensitivity import cached_sensitivity
-from autoquant.study.space import SearchSpace, load_space
+from autoquant.study.space import SearchSpace
 from autoquant.study.trial import Baseline, Evaluator, IsolatedEvaluator
 from autoquant.tasks.base import Task
 from autoquant.tracking.record import attributes, write
-
-#: Objective name -> the values Optuna minimizes.
-OBJECTIVES = {
-    "latency": ("latency_ratio",),
-    "size": ("size_ratio",),
-    "pareto": ("latency_ratio", "size_ratio", "drop"),
-}
 
 #: Seconds between heartbeats of a running trial, and the silence after which it is stale.
 HEARTBEAT_SECONDS = 5
 GRACE_SECONDS = 20
 
-WARM_STARTS = ("rules", "history", "none")
 #: How a history warm start announces the studies it learned from, and the configurations it
 #: adds to the rules' (after each), in the study's log.
 HISTORY_STUDIES = "Warm start learned from past studies: "
 HISTORY_PICKS = "History's picks, after each of the rules': "
+
+#: The failure recorded for a trial that a Ctrl-C stopped (not counted as finished).
+INTERRUPTED = "interrupted (Ctrl-C)"
 
 #: Failures of one method on one backend, with one error, after which it is not tried again.
 REPEATED_FAILURES = 2
@@ -89,31 +83,25 @@ class Objective:
     def __init__(
         self,
         task: Task,
-        budget: Budget,
-        space: SearchSpace,
-        objective: str,
-        scenario: Scenario,
+        options: SearchOptions,
         *,
-        prune: bool = True,
-        seed: int | None = None,
-        trial_timeout: float | None = None,
-        isolate: bool = False,
         tracker=None,
         log: Callable[[str], None] = print,
     ) -> None:
         self.task = task
-        self.seed = seed
-        self.budget = budget
-        self.space = space
-        self.objective = objective
-        self.scenario = scenario
-        self.prune = prune
-        self.trial_timeout = trial_timeout
-        self.isolate = isolate
+        self.options = options
+        self.seed = options.seed
+        self.budget = options.budget
+        self.objective = options.objective
+        self.scenario = options.scenario
+        self.prune = options.prune
+        self.trial_timeout = options.trial_timeout
+        self.isolate = options.isolate
         self.tracker = tracker
         self.log = log
+        space = options.space
         task.check()  # a model that cannot take the data is refused before any study exists
-        if isolate:
+        if self.isolate:
             _check_picklable(task)
         # float's score and answers, to count the ones each trial changes; measured before the
         # study is created, so a metric that fails leaves nothing behind (recomputed when
@@ -124,7 +112,7 @@ class Objective:
         self.layers = [layer.name for layer in quantizable_layers(task.model)]
         batches = list(task.validation_data)
         self.subset = batches[: max(1, len(batches) // 4)]
-        self.example = example_batch(task.validation_data, scenario.batch_size, task)
+        self.example = example_batch(task.validation_data, self.scenario.batch_size, task)
         self.report = inspect(task.model, first_examples(self.example))
         # What the user should know about how the search ran on this model and data: the
         # methods left out first (_capturable), then the metric, then calibration (prepare).
@@ -304,23 +292,31 @@ class Objective:
         except optuna.TrialPruned:
             self._log(trial, config, "pruned", started)
             raise
+        except KeyboardInterrupt:
+            self._forget(trial, key, INTERRUPTED)
+            raise
         except Exception as err:
-            if _INTERRUPTED.is_set():
+            if interrupted():
                 # Ctrl-C during torch.compile comes back wrapped in a compile error: it is
                 # still the user stopping the study, not a failed configuration.
+                self._forget(trial, key, INTERRUPTED)
                 raise KeyboardInterrupt from err
             failure = f"{type(err).__name__}: {str(err).strip()[:500]}"
-            write(trial, failure=failure)
             # One line, not Optuna's traceback (its warnings are silenced in open_search).
             self.log(f"trial {trial.number} failed: {config.label()}: {failure.splitlines()[0]}")
             write(trial, failed_after_seconds=time.time() - started)
-            with self._lock:
-                if self._seen.get(key) == trial.number:
-                    del self._seen[key]  # a failure may be transient: let it be tried again
+            self._forget(trial, key, failure)  # a failure may be transient: try it again later
             self._log(trial, config, "failed", started)
             raise
         self._log(trial, config, "complete", started)
         return values
+
+    def _forget(self, trial: optuna.Trial, key: str, failure: str) -> None:
+        """Record why ``trial`` ended unfinished, and let its configuration be tried again."""
+        write(trial, failure=failure)
+        with self._lock:
+            if self._seen.get(key) == trial.number:
+                del self._seen[key]
 
     def _log(self, trial, config, state: str, started: float) -> None:
         if self.tracker:
@@ -412,13 +408,23 @@ class Objective:
         return picked if len(picked) > 1 else picked[0]
 
 
-_INTERRUPTED = threading.Event()
-
-
-def _on_interrupt(signum, frame) -> None:
-    """Ctrl-C: remember it (libraries may wrap the KeyboardInterrupt), then raise it."""
-    _INTERRUPTED.set()
-    raise KeyboardInterrupt
+def _stop_heartbeats(study: optuna.Study) -> None:
+    """Stop the heartbeat threads of ``study``'s trials left beating once its optimize loop
+    has returned. Optuna stops a trial's heartbeat when the trial ends, but a Ctrl-C that lands
+    while the thread is being started skips that, and the thread (not a daemon) then beats
+    forever and keeps the process from exiting (seen: a search alive ten minutes after its
+    interrupt, waiting in threading._shutdown)."""
+    for thread in threading.enumerate():
+        target = getattr(thread, "_target", None)  # deleted when the thread has finished
+        if getattr(target, "__qualname__", "") != "HeartbeatThread._record_heartbeat":
+            continue
+        args = getattr(thread, "_args", ())  # (trial id, the study's storage, stop event)
+        if not any(arg is study._storage for arg in args):
+            continue  # another study's, in this process
+        for arg in args:
+            if isinstance(arg, threading.Event):
+                arg.set()  # its stop event: the loop returns after its current beat
+        thread.join(timeout=GRACE_SECONDS)
 
 
 def _wait_finished(
@@ -449,93 +455,50 @@ def _sampler(seed: int | None, n_jobs: int) -> optuna.samplers.BaseSampler:
     )
 
 
-def default_study_name(
-    task: Task, space: SearchSpace, objective: str, budget: Budget, scenario: Scenario
-) -> str:
-    return f"{task.name}-{task.model_name}-{space.name}-{objective}-{budget}-{scenario.name}"
+def default_study_name(task: Task, options: SearchOptions) -> str:
+    name = (
+        f"{task.name}-{task.model_name}-{options.space.name}-{options.objective}-"
+        f"{options.budget}-{options.scenario.name}"
+    )
+    return name
 
 
 @quietly
 def search(
     task: Task,
-    budget: Budget | str | float = "1pt",
-    space: SearchSpace | str = "default",
+    budget: Budget | str | float | None = None,
+    space: SearchSpace | str | None = None,
     *,
-    objective: str = "latency",
-    n_trials: int | None = 40,
-    timeout: float | None = None,
-    storage: str | None = None,
-    study_name: str | None = None,
-    seed: int | None = 0,
-    n_jobs: int = 1,
-    scenario: Scenario | str = "bs1-t1",
-    prune: bool = True,
-    warm_start: str | Iterable[QuantConfig] = "rules",
-    history_uri: str | None = None,
-    trial_timeout: float | None = None,
-    isolate: bool = False,
+    options: SearchOptions | None = None,
     tracker=None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    **settings: Any,
 ) -> Recommendation:
     """Search quantization configs for ``task.model`` and recommend the best within ``budget``.
 
     Args:
         task: The model, its data and metric (``autoquant.tasks.digits_task`` or your own).
-        budget: Largest drop allowed: ``"1pt"`` (points), ``"1%"`` (relative) or a Budget.
-        space: A built-in space name (``default``, ``cnn``, ``transformer``, ``mobile``,
-            ``quick``), a YAML path or a SearchSpace.
-        objective: ``latency`` (fastest), ``size`` (smallest) or ``pareto`` (latency, size
-            and drop together).
-        n_trials: Trials in the study in total (a resumed study runs only the rest).
-        timeout: Seconds after which no new trial starts.
-        storage: Optuna storage URL (``sqlite:///autoquant.db``,
-            ``postgresql+psycopg2://...``) to keep and resume the study; in memory when None.
-        study_name: Name of the study in ``storage``; derived from the task when None.
-        seed: Sampler seed: the same seed gives the same configurations.
-        n_jobs: Trials evaluated in parallel threads.
-        scenario: Batch size and threads the latency is measured for (``bs1-t1``, ``bs64-t2``).
-        prune: Stop trials whose drop on a quarter of the validation data is already far past
-            the budget.
-        warm_start: First trials of a new study: ``"rules"`` (the prior candidates of
-            ``autoquant.prior``, then the plain recipes), ``"history"`` (the rules' candidates
-            alternating with those a model learned from past studies ranks best; the rules
-            alone when there is too little history), a list of configs (the plain recipes
-            follow) or ``"none"``.
-        history_uri: MLflow store the ``"history"`` warm start learns from; the tracker's
-            store when None.
-        trial_timeout: Seconds after which a trial is stopped and recorded as failed.
-        isolate: Evaluate each trial in a worker process, so that a crash in a quantized
-            kernel (or a hang past ``trial_timeout``) costs one trial, not the study.
+        budget: Largest drop allowed: ``"1pt"`` (points), ``"1%"`` (relative) or a Budget;
+            the options' (``"1pt"`` by default) when None.
+        space: A built-in space name, a YAML path or a SearchSpace; the options' (``default``)
+            when None.
+        options: The settings of the search (``autoquant.SearchOptions``); the defaults when
+            None.
         tracker: Receives every trial and the recommendation (``autoquant.tracking``).
         progress: Show a progress bar.
         log: Where progress messages go.
+        **settings: Any other field of ``SearchOptions`` by name, replacing the options'
+            value: ``n_trials=20``, ``objective="size"``, ``scenario="bs64-t2"``,
+            ``storage="sqlite:///autoquant.db"``, ...
 
     Returns:
         The Recommendation: always one, marked infeasible when no trial met the budget.
     """
-    session = open_search(
-        task,
-        budget,
-        space,
-        objective=objective,
-        n_trials=n_trials,
-        timeout=timeout,
-        storage=storage,
-        study_name=study_name,
-        seed=seed,
-        n_jobs=n_jobs,
-        scenario=scenario,
-        prune=prune,
-        warm_start=warm_start,
-        history_uri=history_uri,
-        trial_timeout=trial_timeout,
-        isolate=isolate,
-        tracker=tracker,
-        log=log,
-    )
+    options = SearchOptions.of(options, "search", budget=budget, space=space, **settings)
+    session = open_search(task, options=options, tracker=tracker, log=log)
     try:
-        session.run(n_jobs=n_jobs, timeout=timeout, progress=progress)
+        session.run(progress=progress)
     finally:
         session.runner.close()
     return session.finish()
@@ -547,25 +510,22 @@ class SearchSession:
 
     study: optuna.Study
     runner: Objective
-    n_trials: int | None
+    options: SearchOptions
+    n_trials: int | None  # the study's (a worker reads it from the study)
     tracker: object | None
     started: float
     log: Callable[[str], None]
 
     def finished_trials(self) -> int:
-        return len(self.study.get_trials(deepcopy=False, states=FINISHED))
+        """Trials that ended (complete, pruned or failed), not counting those a Ctrl-C
+        stopped: a resumed study runs them again."""
+        trials = self.study.get_trials(deepcopy=False, states=FINISHED)
+        return sum(attributes(t).get("failure") != INTERRUPTED for t in trials)
 
     @quietly
-    def run(
-        self,
-        *,
-        n_jobs: int = 1,
-        timeout: float | None = None,
-        progress: bool = True,
-        shared: bool = False,
-    ) -> int:
-        """Run trials until the study holds ``n_trials`` finished ones (or ``timeout``);
-        returns how many this process ran.
+    def run(self, *, progress: bool = True, shared: bool = False) -> int:
+        """Run trials until the study holds ``n_trials`` finished ones (or the options'
+        ``timeout``), ``n_jobs`` at a time; returns how many this process ran.
 
         ``shared``: other processes work on the same study, so stop on the study's total
         rather than on this process's count.
@@ -595,24 +555,21 @@ class SearchSession:
             from tqdm.auto import tqdm
 
             self.runner.log = tqdm.write
-        _INTERRUPTED.clear()
-        main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGINT, _on_interrupt) if main else None
         try:
-            self.study.optimize(
-                self.runner,
-                n_trials=remaining,
-                timeout=timeout,
-                n_jobs=n_jobs,
-                catch=(Exception,),
-                callbacks=callbacks + ([bar] if bar else []),
-            )
+            with watching():
+                self.study.optimize(
+                    self.runner,
+                    n_trials=remaining,
+                    timeout=self.options.timeout,
+                    n_jobs=self.options.n_jobs,
+                    catch=(Exception,),
+                    callbacks=callbacks + ([bar] if bar else []),
+                )
         finally:
             self.runner.log = log
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
             if bar:
                 bar.close()
+            _stop_heartbeats(self.study)
         return len(ran)
 
     @quietly
@@ -620,18 +577,19 @@ class SearchSession:
         """Recommend from every trial of the study (all processes' included)."""
         runner = self.runner
         records = [TrialRecord.from_trial(t) for t in self.study.get_trials(deepcopy=False)]
-        recommendation = recommend(
-            records,
-            task=runner.task,
-            budget=runner.budget,
-            objective=runner.objective,
-            scenario=runner.scenario,
-            study_name=self.study.study_name,
-            sensitivity=runner.sensitivity,
-            search_seconds=time.perf_counter() - self.started,
-            trial_timeout=runner.trial_timeout,
-            sensitivity_seconds=runner.sensitivity_seconds,
-        )
+        with watching():
+            recommendation = recommend(
+                records,
+                task=runner.task,
+                budget=runner.budget,
+                objective=runner.objective,
+                scenario=runner.scenario,
+                study_name=self.study.study_name,
+                sensitivity=runner.sensitivity,
+                search_seconds=time.perf_counter() - self.started,
+                trial_timeout=runner.trial_timeout,
+                sensitivity_seconds=runner.sensitivity_seconds,
+            )
         recommendation.param_importances = _importances(self.study)
         recommendation.notes = list(runner.notes)
         if self.tracker:
@@ -642,78 +600,43 @@ class SearchSession:
 @quietly
 def open_search(
     task: Task,
-    budget: Budget | str | float = "1pt",
-    space: SearchSpace | str = "default",
+    budget: Budget | str | float | None = None,
+    space: SearchSpace | str | None = None,
     *,
-    objective: str = "latency",
-    n_trials: int | None = 40,
-    timeout: float | None = None,
-    storage: str | None = None,
-    study_name: str | None = None,
-    seed: int | None = 0,
-    n_jobs: int = 1,
-    scenario: Scenario | str = "bs1-t1",
-    prune: bool = True,
-    warm_start: str | Iterable[QuantConfig] = "rules",
-    history_uri: str | None = None,
-    trial_timeout: float | None = None,
-    isolate: bool = False,
+    options: SearchOptions | None = None,
     tracker=None,
     experiment: dict | None = None,
     log: Callable[[str], None] = print,
+    **settings: Any,
 ) -> SearchSession:
-    """Validate everything, create (or resume) the study, measure the float baseline once and
-    enqueue the first trials; no trial runs yet. ``search`` documents the parameters;
-    ``experiment`` (task, model, checkpoint names) lets ``autoquant worker`` rebuild the task."""
-    budget = Budget.parse(budget)
-    space = load_space(space)
-    scenario = get_scenario(scenario)
-    check_choice("search", "objective", objective, OBJECTIVES)
-    if isinstance(warm_start, str):
-        check_choice("search", "warm_start", warm_start, WARM_STARTS)
-    if n_trials is None and timeout is None:
-        raise ConfigError("search needs 'n_trials' or 'timeout' (or both); both are None.")
-    if n_trials is not None:
-        check_int("search", "n_trials", n_trials, low=1)
-    check_int("search", "n_jobs", n_jobs, low=1)
-    for name, seconds in (("timeout", timeout), ("trial_timeout", trial_timeout)):
-        if seconds is not None:
-            check_float("search", name, seconds, low=0.0, high=math.inf, low_open=True)
-    study_name = study_name or default_study_name(task, space, objective, budget, scenario)
-
+    """Create (or resume) the study, measure the float baseline once and enqueue the first
+    trials; no trial runs yet. ``search`` documents the parameters; ``experiment`` (task,
+    model, checkpoint names) lets ``autoquant worker`` rebuild the task."""
+    options = SearchOptions.of(options, "open_search", budget=budget, space=space, **settings)
+    study_name = options.study_name or default_study_name(task, options)
     # The progress bar says it better; a failed trial prints its own one line (Objective).
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     started = time.perf_counter()
-    runner = Objective(
-        task,
-        budget,
-        space,
-        objective,
-        scenario,
-        prune=prune,
-        seed=seed,
-        trial_timeout=trial_timeout,
-        isolate=isolate,
-        tracker=tracker,
-        log=log,
-    )
+    runner = Objective(task, options, tracker=tracker, log=log)
     settings = {
-        "objective": objective,
-        "budget": str(budget),
-        "space": space.to_dict(),
-        "scenario": scenario.name,
+        "objective": options.objective,
+        "budget": str(options.budget),
+        "space": options.space.to_dict(),
+        "scenario": options.scenario.name,
     }
-    study = open_study(study_name, storage, settings, seed, n_jobs)
-    if n_trials is not None:
-        write(study, n_trials=n_trials)
+    study = open_study(study_name, options.storage, settings, options.seed, options.n_jobs)
+    if options.n_trials is not None:
+        write(study, n_trials=options.n_trials)
     if experiment is not None:
         write(study, experiment=experiment)
     runner.prepare(study)
+    warm_start = options.warm_start
     if not study.get_trials(deepcopy=False) and warm_start != "none":
         if warm_start == "rules":
             first = runner.prior_configs()
         elif warm_start == "history":
-            first = runner.history_configs(history_uri or (tracker.uri if tracker else None))
+            uri = options.history_uri or (tracker.uri if tracker else None)
+            first = runner.history_configs(uri)
         else:
             first = list(warm_start)
         enqueue(
@@ -725,7 +648,7 @@ def open_search(
         )
     if tracker:
         tracker.start_study(study, runner)
-    return SearchSession(study, runner, n_trials, tracker, started, log)
+    return SearchSession(study, runner, options, options.n_trials, tracker, started, log)
 
 
 @quietly
@@ -740,7 +663,7 @@ def join_search(
 ) -> SearchSession:
     """Open a study that ``autoquant search`` created, to add trials from another process or
     machine: the task, budget, space and trial count are read from the study itself."""
-    from autoquant.study.experiment import Experiment, build_task
+    from autoquant.study.experiment import build_task, task_spec
 
     study = optuna.load_study(study_name=study_name, storage=make_storage(storage))
     attrs = attributes(study)
@@ -752,24 +675,25 @@ def join_search(
         )
     settings = attrs["settings"]
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # as open_search
-    task = build_task(Experiment(**attrs["experiment"]), log=log)
+    task = build_task(task_spec(attrs["experiment"]), log=log)
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in settings["space"].items()}
-    space = SearchSpace(**fields)
-    runner = Objective(
-        task,
-        Budget.parse(settings["budget"]),
-        space,
-        settings["objective"],
-        get_scenario(settings["scenario"]),
+    options = SearchOptions(
+        budget=settings["budget"],
+        space=SearchSpace(**fields),
+        objective=settings["objective"],
+        scenario=settings["scenario"],
+        storage=storage,
+        study_name=study_name,
         trial_timeout=trial_timeout,
         isolate=isolate,
-        tracker=tracker,
-        log=log,
     )
+    runner = Objective(task, options, tracker=tracker, log=log)
     runner.prepare(study)
     if tracker:
         tracker.start_study(study, runner)
-    return SearchSession(study, runner, attrs.get("n_trials"), tracker, time.perf_counter(), log)
+    return SearchSession(
+        study, runner, options, attrs.get("n_trials"), tracker, time.perf_counter(), log
+    )
 
 
 def _check_picklable(task: Task) -> None:
@@ -869,7 +793,7 @@ def open_study(study_name: str, storage: str | None, settings: dict, seed, n_job
     if stored is None:
         write(study, settings=settings)
     elif stored != settings:
-        differs = sorted(k for k in settings if stored.get(k) != settings[k])
+        differs = sorted(k for k in {*settings, *stored} if stored.get(k) != settings.get(k))
         raise ConfigError(
             f"The study {study_name!r} in {redact(storage)} was started with a different "
             f"{differs}; resume it with the same settings, or choose a new study name "
@@ -907,4 +831,4 @@ class _ProgressBar:
         self.bar.close()
 
 
-__all__ = ["OBJECTIVES", "open_study", "search"]
+__all__ = ["OBJECTIVES", "SearchOptions", "open_search", "open_study", "search"]

@@ -1,5 +1,6 @@
-"""The record of a trial: the one place the names of what a trial and its study store in
-Optuna's user attributes are declared, each with what it holds.
+"""The record of a trial: the one place the names of what a trial and its study store are
+declared, each with what it holds: in Optuna's user attributes, and in MLflow's runs (tags,
+metrics, parameters).
 
 Every read and write goes through ``attributes`` (a read-only view) and ``write``, which refuse
 a name not declared here: a misspelt key fails at once instead of reading as missing.
@@ -9,6 +10,7 @@ a name not declared here: a misspelt key fails at once instead of reading as mis
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -47,6 +49,118 @@ STUDY_ATTRIBUTES = {
     "settings": "budget, space, objective, scenario and the rest, for workers and resuming",
     "repaired": "the trials the recovery ladder already repaired",
 }
+
+
+#: The tags autoquant sets on MLflow runs, by name; the tag is ``autoquant.<name>``.
+RUN_TAGS = {
+    "role": "'study' on a study's parent run, 'trial' on each trial's child run",
+    "study": "the study's name (parent)",
+    "trial": "the trial's number (child)",
+    "state": "complete, pruned, failed or killed (child)",
+    "feasible": "'true' when within the budget (child: the trial; parent: the recommendation)",
+    "reason": "why the trial failed or was pruned (child)",
+    "duplicate_of": "the trial that measured the same configuration first (child)",
+    "repair_of": "the trial whose broken budget it tries to repair (child)",
+    "step_of": "the trial it is a local step from (child)",
+    "timed_against": "the float it was timed against: eager or compiled (child)",
+    "compile_skipped": "why compile: inductor could not apply to its method (child)",
+    "recommendation": "the recommended configuration's label (parent)",
+    "explanation": "why it was recommended (parent)",
+    "model_uri": "where the recommended model was logged (parent)",
+    "model_not_logged": "why the recommended model could not be logged as a model (parent)",
+}
+
+#: The metrics of a trial's child run, by name: its Metrics on the validation data, then what
+#: the trial took. The parent run's are the recommendation's Metrics as ``recommended_<name>``
+#: (on validation) and ``test_<name>`` (the final round), ``trials_<state>`` (counts),
+#: ``search_seconds`` and ``pruning_saved_seconds``.
+TRIAL_RUN_METRICS = {
+    "accuracy": "its score on the validation data",
+    "drop_points": "float's score minus its score, in points",
+    "drop_relative": "that drop as a fraction of float's score",
+    "latency_ms": "its latency at the scenario",
+    "latency_spread_ms": "the spread of its timed repeats",
+    "float_latency_ms": "float's latency in the same interleaved run",
+    "speedup": "float's latency over its latency",
+    "size_bytes": "its serialized size",
+    "size_ratio": "its size over float's",
+    "compile_seconds": "time spent compiling it (0 when not compiled)",
+    "constraint_violation": "its drop beyond the budget (<= 0 within it)",
+    "speedup_vs_eager": "its speedup against eager float (when compiled)",
+    "speedup_vs_compiled": "its speedup against compiled float (when compiled)",
+    "flips": "the examples whose answer differs from float's (class outputs)",
+    "output_sqnr_db": "how closely its outputs follow float's (finite values only)",
+    "quantize_seconds": "time spent quantizing, calibrating, fine-tuning",
+    "evaluate_seconds": "time spent scoring, timing and sizing",
+    "subset_drop": "its drop on the pruning subset, when pruned",
+}
+
+#: The parameters of a study's parent run besides the machine's; ``feature.<name>`` params hold
+#: the model's features, which the learned ranker reads.
+STUDY_RUN_PARAMS = (
+    "task", "model", "budget", "space", "objective", "scenario", "seed", "float_accuracy",
+    "metric", "label_free",
+)  # fmt: skip
+FEATURE_PARAM_PREFIX = "feature."
+
+
+def run_tag(name: str) -> str:
+    """The MLflow tag of the declared ``name`` (``autoquant.<name>``)."""
+    _check(RUN_TAGS, name)
+    return f"autoquant.{name}"
+
+
+def run_tags(**values: Any) -> dict[str, str]:
+    """``values`` as MLflow tags (``autoquant.<name>``: str), names checked."""
+    return {run_tag(name): str(value) for name, value in values.items()}
+
+
+def tagged(**values: str) -> str:
+    """An MLflow search filter for runs with these tag values."""
+    return " and ".join(f"tags.`{run_tag(name)}` = '{value}'" for name, value in values.items())
+
+
+def run_metric(name: str) -> str:
+    """The name of a trial run's metric, checked against ``TRIAL_RUN_METRICS``."""
+    _check(TRIAL_RUN_METRICS, name)
+    return name
+
+
+def trial_run_tags(number: int, attrs: Mapping[str, Any], state: str, reason: str | None):
+    """The tags of a finished trial's child run, from its attributes (``attributes``)."""
+    metrics = attrs.get("metrics")
+    violation = attrs.get("violation")
+    tags = {"role": "trial", "trial": number, "state": state}
+    if metrics is not None and violation is not None:
+        tags["feasible"] = str(violation <= 0).lower()
+    reason = reason or attrs.get("failure") or attrs.get("pruned_reason")
+    if reason:
+        tags["reason"] = reason[:5000]
+    for name in ("duplicate_of", "repair_of", "step_of", "compile_skipped"):
+        if name in attrs:
+            tags[name] = attrs[name]
+    if metrics:
+        tags["timed_against"] = metrics.get("reference", "float")
+    return run_tags(**tags)
+
+
+def trial_run_metrics(attrs: Mapping[str, Any]) -> dict[str, float]:
+    """The metrics of a finished trial's child run, from its attributes; those a trial did
+    not reach (pruned, failed, killed between writes) are left out."""
+    metrics = dict(attrs.get("metrics") or {})
+    values: dict[str, Any] = {}
+    if metrics:
+        values = {name: metrics.get(name) for name in TRIAL_RUN_METRICS if name in metrics}
+        values.setdefault("compile_seconds", 0.0)
+        values["constraint_violation"] = attrs.get("violation")
+        # infinite for outputs equal to float's, which MLflow cannot store as a number
+        sqnr = values.get("output_sqnr_db")
+        if sqnr is not None and not math.isfinite(sqnr):
+            del values["output_sqnr_db"]
+    for name in ("quantize_seconds", "evaluate_seconds", "subset_drop"):
+        if name in attrs:
+            values[name] = attrs[name]
+    return {run_metric(k): float(v) for k, v in values.items() if v is not None}
 
 
 class UnknownAttribute(ValueError):

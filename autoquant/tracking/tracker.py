@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import platform
 import tempfile
@@ -31,7 +30,15 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from autoquant.engine.data import batch_length, concat, tensors_of
 from autoquant.errors import ConfigError
-from autoquant.tracking.record import attributes
+from autoquant.tracking.record import (
+    FEATURE_PARAM_PREFIX,
+    attributes,
+    run_tag,
+    run_tags,
+    tagged,
+    trial_run_metrics,
+    trial_run_tags,
+)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 STATUS = {"complete": "FINISHED", "pruned": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
@@ -149,7 +156,7 @@ class MlflowTracker:
             else self.client.create_experiment(study.study_name)
         )
         existing = self.client.search_runs(
-            [self.experiment_id], "tags.`autoquant.role` = 'study'", max_results=1
+            [self.experiment_id], tagged(role="study"), max_results=1
         )
         if existing:  # a resumed study keeps its parent run
             self.parent_run_id = existing[0].info.run_id
@@ -161,8 +168,7 @@ class MlflowTracker:
             run_name=study.study_name,
             tags={
                 **standard_tags(),
-                "autoquant.role": "study",
-                "autoquant.study": study.study_name,
+                **run_tags(role="study", study=study.study_name),
             },
         )
         self.parent_run_id = run.info.run_id
@@ -181,7 +187,7 @@ class MlflowTracker:
             "label_free": task.label_free,
             **machine_info(),
             # what the learned ranker (autoquant.study.history) reads about the model
-            **{f"feature.{k}": f"{v:.6g}" for k, v in runner.report.features.items()},
+            **{f"{FEATURE_PARAM_PREFIX}{k}": f"{v:.6g}" for k, v in runner.report.features.items()},
         }
         self.client.log_batch(
             self.parent_run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()]
@@ -200,7 +206,7 @@ class MlflowTracker:
             max_results=50000,
         )
         logged = {
-            int(r.data.tags["autoquant.trial"]): r for r in runs if "autoquant.trial" in r.data.tags
+            int(r.data.tags[run_tag("trial")]): r for r in runs if run_tag("trial") in r.data.tags
         }
         added = 0
         states = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
@@ -209,7 +215,7 @@ class MlflowTracker:
             run = logged.get(trial.number)
             if run and run.info.status == "RUNNING" and trial.state.is_finished():
                 # the process died while logging this trial: its run can never finish
-                self.client.set_tag(run.info.run_id, "autoquant.state", "killed")
+                self.client.set_tag(run.info.run_id, run_tag("state"), "killed")
                 self.client.set_terminated(run.info.run_id, "KILLED")
         for trial in trials:
             if trial.number in logged or trial.state.name not in states:
@@ -244,30 +250,11 @@ class MlflowTracker:
         """One child run for a finished trial, whatever its state; returns the run id."""
         attrs = attributes(trial)
         name = f"t{trial.number:03d} {config.label()}" if config else f"t{trial.number:03d}"
-        metrics = attrs.get("metrics")
-        violation = attrs.get("violation")
         tags = {
             MLFLOW_PARENT_RUN_ID: self.parent_run_id,
             MLFLOW_RUN_NAME: name,
-            "autoquant.role": "trial",
-            "autoquant.trial": str(trial.number),
-            "autoquant.state": state,
+            **trial_run_tags(trial.number, attrs, state, reason),
         }
-        if metrics is not None and violation is not None:
-            tags["autoquant.feasible"] = str(violation <= 0).lower()
-        reason = reason or attrs.get("failure") or attrs.get("pruned_reason")
-        if reason:
-            tags["autoquant.reason"] = reason[:5000]
-        if "duplicate_of" in attrs:
-            tags["autoquant.duplicate_of"] = str(attrs["duplicate_of"])
-        if "repair_of" in attrs:
-            tags["autoquant.repair_of"] = str(attrs["repair_of"])
-        if "step_of" in attrs:
-            tags["autoquant.step_of"] = str(attrs["step_of"])
-        if metrics:
-            tags["autoquant.timed_against"] = metrics.get("reference", "float")
-        if "compile_skipped" in attrs:
-            tags["autoquant.compile_skipped"] = attrs["compile_skipped"]
         now = int(time.time() * 1000)
         start = int(started * 1000) if started else now
         with self._lock:
@@ -281,33 +268,7 @@ class MlflowTracker:
             params = [
                 Param(k, param_value(v)) for k, v in (config.to_dict() if config else {}).items()
             ]
-            logged = []
-            if metrics:
-                logged = {
-                    "accuracy": metrics["accuracy"],
-                    "drop_points": metrics["drop_points"],
-                    "drop_relative": metrics["drop_relative"],
-                    "latency_ms": metrics["latency_ms"],
-                    "latency_spread_ms": metrics["latency_spread_ms"],
-                    "float_latency_ms": metrics["float_latency_ms"],
-                    "speedup": metrics["speedup"],
-                    "size_bytes": metrics["size_bytes"],
-                    "size_ratio": metrics["size_ratio"],
-                    "compile_seconds": metrics.get("compile_seconds", 0.0),
-                    "constraint_violation": violation,
-                }
-                for key in ("speedup_vs_eager", "speedup_vs_compiled", "flips"):
-                    if metrics.get(key) is not None:  # compile involved; outputs are classes
-                        logged[key] = metrics[key]
-                # infinite for outputs equal to float's, which MLflow cannot store as a number
-                sqnr = metrics.get("output_sqnr_db")
-                if sqnr is not None and math.isfinite(sqnr):
-                    logged["output_sqnr_db"] = sqnr
-                # a process killed between a trial's writes leaves some of them unset
-                logged = [Metric(k, float(v), now, 0) for k, v in logged.items() if v is not None]
-            for key in ("quantize_seconds", "evaluate_seconds", "subset_drop"):
-                if key in attrs:
-                    logged.append(Metric(key, float(attrs[key]), now, 0))
+            logged = [Metric(k, v, now, 0) for k, v in trial_run_metrics(attrs).items()]
             self.client.log_batch(run_id, metrics=logged, params=params)
             files = {"config.json": config.to_dict()} if config else {}
             if "layer_map" in attrs:
@@ -357,11 +318,11 @@ class MlflowTracker:
         metrics.update({f"trials_{k}": v for k, v in rec.counts.items()})
         metrics["search_seconds"] = rec.search_seconds
         metrics["pruning_saved_seconds"] = rec.pruning_saved_seconds
-        tags = {
-            "autoquant.recommendation": rec.config.label(),
-            "autoquant.feasible": str(rec.feasible).lower(),
-            "autoquant.explanation": rec.explanation[:5000],
-        }
+        tags = run_tags(
+            recommendation=rec.config.label(),
+            feasible=str(rec.feasible).lower(),
+            explanation=rec.explanation[:5000],
+        )
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
@@ -388,10 +349,10 @@ class MlflowTracker:
             # Neither MLflow format holds every model (a dataclass output, keyword inputs for
             # pt2): the weights and config are logged above, and the run says why.
             reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
-            self.client.set_tag(run_id, "autoquant.model_not_logged", reason)
+            self.client.set_tag(run_id, run_tag("model_not_logged"), reason)
             model_uri = ""
         else:
-            self.client.set_tag(run_id, "autoquant.model_uri", model_uri)
+            self.client.set_tag(run_id, run_tag("model_uri"), model_uri)
         self.client.set_terminated(run_id, "FINISHED")
         return model_uri
 
@@ -440,6 +401,21 @@ class MlflowTracker:
             self.client.set_terminated(self.parent_run_id, status)
 
 
+@contextlib.contextmanager
+def quiet_mlflow_logs() -> Iterator[None]:
+    """MLflow's INFO lines (creating its database) held back, for ``--quiet``. MLflow sets
+    its loggers' levels when imported (here, at the top), so this comes after."""
+    loggers = [logging.getLogger(name) for name in ("mlflow", "alembic")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def study_runs(tracking_uri: str | None = None, trial_filter: str = ""):
     """Yield (experiment, parent run, child runs) for every autoquant study in the store;
     ``trial_filter`` narrows the child runs (an MLflow filter clause)."""
@@ -447,7 +423,7 @@ def study_runs(tracking_uri: str | None = None, trial_filter: str = ""):
     check_reachable(uri)
     client = MlflowClient(uri)
     for experiment in client.search_experiments():
-        runs = client.search_runs([experiment.experiment_id], "tags.`autoquant.role` = 'study'")
+        runs = client.search_runs([experiment.experiment_id], tagged(role="study"))
         for run in runs:
             query = f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{run.info.run_id}'"
             children = client.search_runs(
@@ -468,8 +444,8 @@ def studies(tracking_uri: str | None = None) -> list[dict[str, Any]]:
             "objective": run.data.params.get("objective", ""),
             "trials": len(children),
             "status": run.info.status,
-            "recommendation": run.data.tags.get("autoquant.recommendation", ""),
-            "feasible": run.data.tags.get("autoquant.feasible", ""),
+            "recommendation": run.data.tags.get(run_tag("recommendation"), ""),
+            "feasible": run.data.tags.get(run_tag("feasible"), ""),
             "speedup": _fmt(run.data.metrics.get("recommended_speedup"), "{:.2f}x"),
             "drop (pt)": _fmt(run.data.metrics.get("recommended_drop_points"), "{:.2f}"),
             "experiment_id": experiment.experiment_id,

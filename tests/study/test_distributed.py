@@ -14,6 +14,7 @@ from autoquant.engine.budget import Budget
 from autoquant.measure import get_scenario
 from autoquant.recommend.recommendation import TrialRecord, recommend
 from autoquant.tasks import digits_task
+from autoquant.tracking.record import run_tag
 from tests.postgres import binaries, local_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,10 +74,10 @@ def test_two_workers_share_a_study(tmp_path):
         client = mlflow.MlflowClient(tracking)
         experiment = client.get_experiment_by_name("shared")
         runs = client.search_runs([experiment.experiment_id], max_results=1000)
-        parent = [r for r in runs if r.data.tags.get("autoquant.role") == "study"]
-        children = [r for r in runs if r.data.tags.get("autoquant.role") == "trial"]
+        parent = [r for r in runs if r.data.tags.get(run_tag("role")) == "study"]
+        children = [r for r in runs if r.data.tags.get(run_tag("role")) == "trial"]
         assert len(parent) == 1
-        assert sorted(int(c.data.tags["autoquant.trial"]) for c in children) == [
+        assert sorted(int(c.data.tags[run_tag("trial")]) for c in children) == [
             t.number for t in trials
         ]
         assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent[0].info.run_id}

@@ -17,6 +17,7 @@ from autoquant.engine.methods import get_method
 from autoquant.study.run import GRACE_SECONDS, HEARTBEAT_SECONDS, search
 from autoquant.study.space import parse_space
 from autoquant.tasks import digits_task
+from autoquant.tracking.record import run_tag
 from tests.models import CrashingCNN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -199,11 +200,11 @@ def test_sigkill_mid_trial_then_restart(tmp_path):
     experiment = client.get_experiment_by_name("crash")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     by_trial = {
-        int(r.data.tags["autoquant.trial"]): r for r in runs if "autoquant.trial" in r.data.tags
+        int(r.data.tags[run_tag("trial")]): r for r in runs if run_tag("trial") in r.data.tags
     }
     assert sorted(by_trial) == list(range(6))  # every trial once, none repeated
     assert by_trial[killed[0]].info.status == "KILLED"
-    assert by_trial[killed[0]].data.tags["autoquant.state"] == "killed"
+    assert by_trial[killed[0]].data.tags[run_tag("state")] == "killed"
     assert all(r.info.status != "RUNNING" for r in runs)
 
 

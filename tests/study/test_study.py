@@ -227,6 +227,8 @@ def test_bad_arguments(cnn_task):
         search(cnn_task, "1pt", "quick", n_trials=None, **quiet())
     with pytest.raises(ConfigError, match="'budget' parameter must be a drop like"):
         search(cnn_task, "lots", "quick", n_trials=1, **quiet())
+    with pytest.raises(ConfigError, match="search got 'n_trial'.* Did you mean 'n_trials'"):
+        search(cnn_task, "1pt", "quick", n_trial=1, **quiet())
 
 
 def test_every_layer_kept_in_float_is_the_float_model(mlp_task):

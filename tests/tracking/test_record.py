@@ -45,3 +45,52 @@ def test_a_real_study_stores_only_declared_names(cnn_task):
     trial_names = {name for t in session.study.get_trials() for name in t.user_attrs}
     assert {"config", "metrics", "violation"} <= trial_names <= set(TRIAL_ATTRIBUTES)
     assert set(session.study.user_attrs) <= set(STUDY_ATTRIBUTES)
+
+
+def test_mlflow_names_are_declared_and_spelled_only_in_the_record():
+    from pathlib import Path
+
+    from autoquant.tracking.record import (
+        RUN_TAGS,
+        run_metric,
+        run_tag,
+        tagged,
+        trial_run_metrics,
+        trial_run_tags,
+    )
+
+    assert run_tag("state") == "autoquant.state"
+    assert tagged(role="trial", state="complete") == (
+        "tags.`autoquant.role` = 'trial' and tags.`autoquant.state` = 'complete'"
+    )
+    with pytest.raises(UnknownAttribute):
+        run_tag("roll")
+    with pytest.raises(UnknownAttribute):
+        run_metric("latency")
+    # a pruned trial: its reason and times, no metrics it never reached
+    attrs = {"pruned_reason": "far past the budget", "subset_drop": 12.0, "quantize_seconds": 1}
+    tags = trial_run_tags(3, attrs, "pruned", None)
+    assert tags == {
+        "autoquant.role": "trial",
+        "autoquant.trial": "3",
+        "autoquant.state": "pruned",
+        "autoquant.reason": "far past the budget",
+    }
+    assert trial_run_metrics(attrs) == {"subset_drop": 12.0, "quantize_seconds": 1.0}
+    # an output equal to float's has an infinite SQNR, which MLflow cannot store: left out
+    metrics = {"accuracy": 0.9, "speedup": 2.0, "output_sqnr_db": float("inf")}
+    logged = trial_run_metrics({"metrics": metrics, "violation": -0.5})
+    assert logged == {
+        "accuracy": 0.9,
+        "speedup": 2.0,
+        "compile_seconds": 0.0,
+        "constraint_violation": -0.5,
+    }
+    package = Path(__file__).resolve().parents[2] / "autoquant"
+    for path in package.rglob("*.py"):
+        if path.name == "record.py":
+            continue
+        text = path.read_text()
+        for name in RUN_TAGS:
+            assert f'"autoquant.{name}"' not in text, f"{path} spells the tag autoquant.{name}"
+            assert f"tags.`autoquant.{name}`" not in text, f"{path} spells the tag autoquant.{name}"

@@ -16,6 +16,7 @@ from autoquant.engine.methods import get_method
 from autoquant.study.run import search
 from autoquant.study.space import parse_space
 from autoquant.tasks import digits_task
+from autoquant.tracking.record import run_tag
 from autoquant.tracking.tracker import MlflowTracker, param_value
 from tests.models import OutlierMLP
 
@@ -70,8 +71,8 @@ def tracked_study(tmp_path_factory):
 
 def test_one_parent_and_a_child_per_trial(tracked_study):
     rec, study, runs, _, _ = tracked_study
-    parents = [r for r in runs if r.data.tags.get("autoquant.role") == "study"]
-    children = [r for r in runs if r.data.tags.get("autoquant.role") == "trial"]
+    parents = [r for r in runs if r.data.tags.get(run_tag("role")) == "study"]
+    children = [r for r in runs if r.data.tags.get(run_tag("role")) == "trial"]
     assert len(parents) == 1 and len(children) == 20 == len(study.trials)
     parent = parents[0]
     assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
@@ -98,7 +99,7 @@ def test_one_parent_and_a_child_per_trial(tracked_study):
 
 def test_runs_carry_their_data_sets_and_source_tags(tracked_study):
     _, _, runs, _, _ = tracked_study
-    parent = next(r for r in runs if r.data.tags.get("autoquant.role") == "study")
+    parent = next(r for r in runs if r.data.tags.get(run_tag("role")) == "study")
     inputs = {
         next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset
         for i in parent.inputs.dataset_inputs
@@ -115,9 +116,9 @@ def test_runs_carry_their_data_sets_and_source_tags(tracked_study):
 def test_child_runs_match_the_study(tracked_study):
     _, study, runs, _, _ = tracked_study
     by_trial = {
-        int(r.data.tags["autoquant.trial"]): r
+        int(r.data.tags[run_tag("trial")]): r
         for r in runs
-        if r.data.tags.get("autoquant.role") == "trial"
+        if r.data.tags.get(run_tag("role")) == "trial"
     }
     states = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}
     seen = set()
@@ -125,7 +126,7 @@ def test_child_runs_match_the_study(tracked_study):
         run = by_trial[trial.number]
         state = states[trial.state.name]
         seen.add(state)
-        assert run.data.tags["autoquant.state"] == state
+        assert run.data.tags[run_tag("state")] == state
         assert run.info.status == ("FAILED" if state == "failed" else "FINISHED")
         assert run.info.run_name.startswith(
             f"t{trial.number:03d} {trial.user_attrs['config']['method']}"
@@ -157,13 +158,13 @@ def test_child_runs_match_the_study(tracked_study):
                 trial.system_attrs["constraints:budget"]
             )
             assert (
-                run.data.tags["autoquant.feasible"]
+                run.data.tags[run_tag("feasible")]
                 == str(trial.user_attrs["violation"] <= 0).lower()
             )
         if state == "failed":
-            assert "injected failure" in run.data.tags["autoquant.reason"]
+            assert "injected failure" in run.data.tags[run_tag("reason")]
         if state == "pruned":  # far past the budget, or a method that keeps failing one way
-            reason = run.data.tags["autoquant.reason"]
+            reason = run.data.tags[run_tag("reason")]
             assert "pruning limit" in reason or "failed 2 times on this model" in reason
     assert seen == {"complete", "pruned", "failed"}
 
@@ -171,7 +172,7 @@ def test_child_runs_match_the_study(tracked_study):
 def test_artifacts_of_a_trial(tracked_study):
     _, _, runs, uri, _ = tracked_study
     client = mlflow.MlflowClient(uri)
-    run = next(r for r in runs if r.data.tags.get("autoquant.state") == "complete")
+    run = next(r for r in runs if r.data.tags.get(run_tag("state")) == "complete")
     files = {f.path for f in client.list_artifacts(run.info.run_id)}
     assert {"config.json", "layer_map.json"} <= files
     config = json.loads(open(client.download_artifacts(run.info.run_id, "config.json")).read())
@@ -180,10 +181,10 @@ def test_artifacts_of_a_trial(tracked_study):
 
 def test_recommendation_on_the_parent_run(tracked_study):
     rec, _, runs, uri, folder = tracked_study
-    parent = next(r for r in runs if r.data.tags.get("autoquant.role") == "study")
+    parent = next(r for r in runs if r.data.tags.get(run_tag("role")) == "study")
     assert parent.info.status == "FINISHED"
-    assert parent.data.tags["autoquant.recommendation"] == rec.config.label()
-    assert parent.data.tags["autoquant.explanation"] == rec.explanation
+    assert parent.data.tags[run_tag("recommendation")] == rec.config.label()
+    assert parent.data.tags[run_tag("explanation")] == rec.explanation
     assert parent.data.metrics["recommended_speedup"] == pytest.approx(rec.metrics.speedup)
     client = mlflow.MlflowClient(uri)
     files = {f.path for f in client.list_artifacts(parent.info.run_id, "recommendation")}
@@ -199,8 +200,8 @@ def test_recommendation_on_the_parent_run(tracked_study):
 
 def test_logged_model_loads_in_a_fresh_process_with_identical_outputs(tracked_study, tmp_path):
     rec, _, runs, uri, _ = tracked_study
-    parent = next(r for r in runs if r.data.tags.get("autoquant.role") == "study")
-    model_uri = parent.data.tags["autoquant.model_uri"]
+    parent = next(r for r in runs if r.data.tags.get(run_tag("role")) == "study")
+    model_uri = parent.data.tags[run_tag("model_uri")]
     x = digits_task("mlp").test_data[0][0]
     torch.save(x, tmp_path / "x.pt")
     script = (
@@ -232,11 +233,11 @@ def test_parallel_trials_attach_to_their_parent(tmp_path, cnn_task):
     client = mlflow.MlflowClient(uri)
     experiment = client.get_experiment_by_name("parallel")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    parent = [r for r in runs if r.data.tags.get("autoquant.role") == "study"]
-    children = [r for r in runs if r.data.tags.get("autoquant.role") == "trial"]
+    parent = [r for r in runs if r.data.tags.get(run_tag("role")) == "study"]
+    children = [r for r in runs if r.data.tags.get(run_tag("role")) == "trial"]
     assert len(parent) == 1 and len(children) == 6
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent[0].info.run_id}
-    assert sorted(int(c.data.tags["autoquant.trial"]) for c in children) == list(range(6))
+    assert sorted(int(c.data.tags[run_tag("trial")]) for c in children) == list(range(6))
 
 
 def test_a_tracked_search_leaves_the_process_environment_as_it_was(tracked_study):
@@ -288,7 +289,7 @@ def test_a_trial_killed_between_its_writes_is_logged_as_killed(tracked_study, tm
     (run,) = tracker.client.search_runs(
         [tracker.experiment_id], f"tags.`mlflow.parentRunId` = '{tracker.parent_run_id}'"
     )
-    assert run.info.status == "KILLED" and run.data.tags["autoquant.state"] == "killed"
+    assert run.info.status == "KILLED" and run.data.tags[run_tag("state")] == "killed"
     assert run.data.metrics["accuracy"] == pytest.approx(attrs["metrics"]["accuracy"])
     assert "constraint_violation" not in run.data.metrics
-    assert "autoquant.feasible" not in run.data.tags
+    assert run_tag("feasible") not in run.data.tags
