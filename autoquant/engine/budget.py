@@ -50,9 +50,23 @@ class Budget:
             return 100 * metric.relative_drop(reference, value)
         return metric.drop(reference, value)
 
+    def upper_drop(self, metrics) -> float | None:
+        """The upper confidence bound of the drop of ``metrics`` in this budget's unit, when
+        the measurement was made in confidence mode (``drop_upper`` set), else None."""
+        upper = getattr(metrics, "drop_upper", None)
+        if upper is None:
+            return None
+        if not self.relative:
+            return upper
+        # drop_points is 100x the score's loss for a [0, 1] metric, the loss itself otherwise
+        loss = upper / 100 if metrics.bounded else upper
+        return 100 * loss / abs(metrics.float_accuracy) if metrics.float_accuracy else 0.0
+
     def violation(self, metrics) -> float:
-        """Drop beyond the budget (<= 0 when within it), in the budget's unit."""
-        return self.drop(metrics) - self.max_drop
+        """Drop beyond the budget (<= 0 when within it), in the budget's unit: in confidence
+        mode, the drop's upper confidence bound beyond it (``upper_drop``)."""
+        upper = self.upper_drop(metrics)
+        return (self.drop(metrics) if upper is None else upper) - self.max_drop
 
     def __str__(self) -> str:
         return f"{self.max_drop:g}%" if self.relative else f"{self.max_drop:g}pt"

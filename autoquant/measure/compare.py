@@ -22,6 +22,7 @@ from autoquant.measure.latency import Timing, example_batch, measure_latency
 from autoquant.measure.result import Metrics, make_metrics, serialized_size
 from autoquant.measure.scenario import Scenario
 from autoquant.measure.scoring import Answers, count_flips, output_sqnr, score_and_answers
+from autoquant.measure.uncertainty import DropInterval, answers_interval
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Scored:
     accuracy: float
     flips: int | None = None
     output_sqnr_db: float | None = None
+    interval: DropInterval | None = None  # how sure its drop is (``measure.uncertainty``)
+    upper: DropInterval | None = None  # in confidence mode: the interval whose high bound counts
 
 
 @dataclasses.dataclass
@@ -67,6 +70,8 @@ class FloatReference:
             validation data, whatever ``data`` is).
         compiled: The float model compiled on ``example`` (made when a candidate deployed
             compiled, or the compiled baseline, first needs it; not pickled).
+        confidence: Confidence mode: each score also carries the one-sided upper bound of
+            its drop at this confidence (``Metrics.drop_upper``), which feasibility uses.
     """
 
     task: Any
@@ -77,6 +82,7 @@ class FloatReference:
     size_bytes: int
     example: Any
     compiled: nn.Module | None = dataclasses.field(default=None, repr=False, compare=False)
+    confidence: float | None = None
 
     @classmethod
     def of(
@@ -123,8 +129,19 @@ class FloatReference:
         compiled) and how many of float's answers it changes."""
         self.deploy(candidate)
         accuracy, answers = score_and_answers(candidate, self.data, self.task)
+        metric = self.task.metric
+        # a one-sided bound at c is the high end of the two-sided interval at 2c - 1
+        upper = (
+            answers_interval(answers, self.answers, metric, 2 * self.confidence - 1)
+            if self.confidence is not None
+            else None
+        )
         return Scored(
-            accuracy, count_flips(answers, self.answers), output_sqnr(answers, self.answers)
+            accuracy,
+            count_flips(answers, self.answers),
+            output_sqnr(answers, self.answers),
+            answers_interval(answers, self.answers, metric),
+            upper,
         )
 
 
@@ -185,4 +202,6 @@ def _metrics(
         compile_seconds=getattr(model, "compile_seconds", 0.0),
         flips=score.flips,
         output_sqnr_db=score.output_sqnr_db,
+        interval=score.interval,
+        upper=score.upper,
     )

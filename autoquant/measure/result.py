@@ -10,6 +10,7 @@ from torch import nn
 
 from autoquant.measure.latency import Timing
 from autoquant.measure.scenario import Scenario
+from autoquant.measure.uncertainty import DropInterval
 from autoquant.tasks.metrics import Metric
 
 
@@ -57,6 +58,27 @@ class Metrics:
     output_sqnr_db: float | None = None
     metric: str = "top1"  # the task's metric ``accuracy`` holds
     bounded: bool = True  # whether it lies in [0, 1] (``drop_points`` then in points)
+    # the 95 % interval of ``drop_points`` from the examples (``measure.uncertainty``; None
+    # where it cannot be had: an ``eval_fn``, or answers in another order), the examples it
+    # came from, and for top-1 McNemar's exact p-value on the changed answers
+    drop_ci_low: float | None = None
+    drop_ci_high: float | None = None
+    drop_ci_examples: int | None = None
+    mcnemar_p: float | None = None
+    # confidence mode (``SearchOptions.confidence``): the one-sided upper bound of the drop at
+    # that confidence, which feasibility is then judged by (``Budget.violation``)
+    drop_upper: float | None = None
+    drop_upper_confidence: float | None = None
+
+    def drop_interval_text(self) -> str:
+        """``95 % CI -0.19 to 0.56 pt on 540 examples``, or a note that there is none."""
+        if self.drop_ci_low is None:
+            return "no interval (the score is not per example)"
+        unit = " pt" if self.bounded else ""
+        return (
+            f"95 % CI {self.drop_ci_low:.2f} to {self.drop_ci_high:.2f}{unit} on "
+            f"{self.drop_ci_examples} examples"
+        )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -74,6 +96,8 @@ def make_metrics(
     compile_seconds: float = 0.0,
     flips: int | None = None,
     output_sqnr_db: float | None = None,
+    interval: DropInterval | None = None,
+    upper: DropInterval | None = None,
 ) -> Metrics:
     """Metrics from ``timings`` of ``float``, ``candidate`` and (optionally) ``compiled
     float``; the speedup is against the scenario's baseline, the drop on ``metric``'s scale."""
@@ -101,4 +125,10 @@ def make_metrics(
         output_sqnr_db=output_sqnr_db,
         metric=metric.name,
         bounded=metric.bounded,
+        drop_ci_low=interval.low if interval else None,
+        drop_ci_high=interval.high if interval else None,
+        drop_ci_examples=interval.examples if interval else None,
+        mcnemar_p=interval.mcnemar_p if interval else None,
+        drop_upper=upper.high if upper else None,
+        drop_upper_confidence=(1 + upper.confidence) / 2 if upper else None,
     )

@@ -211,7 +211,7 @@ def predicted_answers(
     return Answers(outputs.argmax(dim=1) if classification else None, targets, scores)
 
 
-def _same_order(answers: Answers, float_answers: Answers) -> bool:
+def same_order(answers: Answers, float_answers: Answers) -> bool:
     """Whether two passes saw the examples in the same order (by their targets; label-free
     passes are taken to, as the metric itself assumes)."""
     if answers.targets is None or float_answers.targets is None:
@@ -234,7 +234,7 @@ def count_flips(answers: Answers | None, float_answers: Answers | None) -> int |
         The count, or None when either has no answers or the two did not see the examples
         in the same order (a shuffled loader: comparing position by position would be wrong).
     """
-    if answers is None or float_answers is None or not _same_order(answers, float_answers):
+    if answers is None or float_answers is None or not same_order(answers, float_answers):
         return None
     if answers.classes is None or float_answers.classes is None:
         return None
@@ -261,7 +261,7 @@ def output_sqnr(answers: Answers | None, float_answers: Answers | None) -> float
     Returns:
         The SQNR in dB, or None where ``count_flips`` has no count.
     """
-    if answers is None or float_answers is None or not _same_order(answers, float_answers):
+    if answers is None or float_answers is None or not same_order(answers, float_answers):
         return None
     if answers.scores.shape != float_answers.scores.shape:
         return None

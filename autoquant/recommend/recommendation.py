@@ -25,6 +25,7 @@ from autoquant.measure import (
     measure,
 )
 from autoquant.measure.limits import time_limit
+from autoquant.measure.uncertainty import resolution_warning
 from autoquant.tasks.base import Task
 from autoquant.tracking.record import TrialRecord
 
@@ -379,15 +380,17 @@ def recommend(
         f"Recommended: {_describe(chosen.config)}. In the final head-to-head timing it runs "
         f"{chosen.metrics.speedup:.2f}x the speed of {against} at "
         f"{chosen.metrics.size_ratio:.2f}x the size; its validation drop was "
-        f"{budget.drop(metrics):.2f}{unit} (budget {budget}){_flips_text(metrics, task)}."
-        f" {why}{note}"
+        f"{budget.drop(metrics):.2f}{unit} ({_interval_note(metrics, budget)}; budget "
+        f"{budget}){_flips_text(metrics, task)}. {why}{note}"
     )
     if test_metrics is not None:
         explanation += (
-            f" On the held-out test data: drop {budget.drop(test_metrics):.2f}{unit}, "
+            f" On the held-out test data: drop {budget.drop(test_metrics):.2f}{unit} "
+            f"({_interval_note(test_metrics, budget)}), "
             f"{'within' if on_test else 'OUTSIDE'} the budget."
         )
-    explanation += _finer_than_one_example(task, budget, metrics.float_accuracy)
+    resolution = resolution_note(task, budget, metrics.float_accuracy)
+    explanation += f" Note: {resolution}" if resolution else ""
     return Recommendation(
         config=chosen.config,
         model=chosen.model,
@@ -439,6 +442,22 @@ def _validation_examples(task: Task) -> int:
     return sum(batch_length(task.adapter.inputs(batch)) for batch in task.validation_data)
 
 
+def _interval_note(metrics: Metrics, budget: Budget) -> str:
+    """The drop's confidence interval (in points, what it is computed in, even under a
+    relative budget) and in confidence mode the upper bound that was judged."""
+    text = metrics.drop_interval_text()
+    if budget.relative and metrics.drop_ci_low is not None:
+        text += " of the metric"
+    upper = budget.upper_drop(metrics)
+    if upper is not None:
+        unit = "%" if budget.relative else "pt"
+        text += (
+            f"; its upper {100 * metrics.drop_upper_confidence:.0f} % bound, which confidence "
+            f"mode judges, {upper:.2f}{unit}"
+        )
+    return text
+
+
 def _flips_text(metrics: Metrics, task: Task) -> str:
     """The validation answers the choice changes, for its explanation (nothing when not counted)."""
     if metrics.flips is None:
@@ -447,25 +466,17 @@ def _flips_text(metrics: Metrics, task: Task) -> str:
     return f" and it changes {metrics.flips} of float's {examples} validation answers"
 
 
-def _finer_than_one_example(task: Task, budget: Budget, float_accuracy: float) -> str:
-    """A warning when, under top-1 accuracy, one validation example moves the score more than
-    the budget allows: then "within budget" means no more mistakes than float on that data,
-    and on new data one example either way is chance (measured: at 0.25 points on 270 digits,
-    configurations within budget on validation lost 1 or 2 test examples, 0.37 to 0.74)."""
+def resolution_note(task: Task, budget: Budget, float_accuracy: float) -> str:
+    """``resolution_warning`` for a top-1 task (targets or agreement), "" for other metrics,
+    whose drop is not counted in examples."""
     if task.metric.name not in ("top1", "agreement") or task.eval_fn is not None:
         return ""
-    examples = _validation_examples(task)
     scale = float_accuracy if budget.relative else 1.0
-    if not examples or not scale or budget.max_drop >= 100 / examples / scale:
+    if not scale:
         return ""
-    one = 100 / examples / scale
-    unit = "%" if budget.relative else "pt"
-    return (
-        f" Note: the budget ({budget}) is finer than one validation example ({one:.2f}{unit}, "
-        f"1 of {examples}): within budget means no more mistakes than float on the validation "
-        f"data, and on new data a difference of an example or two is chance. Check it on more "
-        f"data, or allow at least {one:.2f}{unit}."
-    )
+    points = budget.max_drop * scale  # a relative budget of the float score, in points
+    examples = _validation_examples(task)
+    return resolution_warning(examples, points, str(budget), 1 / scale)
 
 
 def pruning_saved_seconds(records: list[TrialRecord]) -> float:

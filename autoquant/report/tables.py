@@ -33,6 +33,7 @@ def metrics_row(label: str, metrics) -> dict:
         "candidate": label,
         "accuracy": f"{metrics.accuracy:.2%}" if metrics.bounded else f"{metrics.accuracy:.4g}",
         "drop (pt)": f"{metrics.drop_points:+.2f}",
+        "95% CI": _interval_text(metrics),
         "flips": "" if metrics.flips is None else str(metrics.flips),
         "SQNR (dB)": _sqnr_text(metrics.output_sqnr_db),
         "latency (ms)": f"{metrics.latency_ms:.3f} ±{metrics.latency_spread_ms:.3f}",
@@ -42,10 +43,16 @@ def metrics_row(label: str, metrics) -> dict:
     }
 
 
+def _interval_text(metrics) -> str:
+    low, high = getattr(metrics, "drop_ci_low", None), getattr(metrics, "drop_ci_high", None)
+    return "" if low is None or high is None else f"{low:+.2f}..{high:+.2f}"
+
+
 METRIC_COLUMNS = [
     "candidate",
     "accuracy",
     "drop (pt)",
+    "95% CI",
     "flips",
     "SQNR (dB)",
     "latency (ms)",

@@ -71,6 +71,11 @@ class SearchOptions:
             store when None.
         isolate: Evaluate each trial in a worker process, so that a crash in a quantized
             kernel (or a hang past ``trial_timeout``) costs one trial, not the study.
+        confidence: Confidence mode: a configuration is within the budget only when the
+            one-sided upper bound of its drop's confidence interval at this level (0.5 to 1,
+            e.g. 0.9) is, not its measured drop alone. None (the default): the measured drop.
+            The search then prefers configurations whose drop the validation data can
+            vouch for; it cannot make a small validation set say more than it holds.
     """
 
     budget: Budget | str | float = _setting("1pt", "largest drop: 1pt (points) or 1%% (relative)")
@@ -105,6 +110,12 @@ class SearchOptions:
         None, "MLflow store the history warm start learns from", python_only=True
     )
     isolate: bool = _setting(False, "evaluate trials in a worker process: a crash costs one trial")
+    confidence: float | None = _setting(
+        None,
+        "confidence mode: feasible only when the drop's upper confidence bound at this level "
+        "(e.g. 0.9) is within the budget (default: the measured drop is)",
+        type=float,
+    )
 
     def __post_init__(self) -> None:
         owner = "SearchOptions"
@@ -138,6 +149,8 @@ class SearchOptions:
             seconds = getattr(self, name)
             if seconds is not None:
                 check_float(owner, name, seconds, low=0.0, high=math.inf, low_open=True)
+        if self.confidence is not None:
+            check_float(owner, "confidence", self.confidence, low=0.5, high=0.999, low_open=True)
         for name in ("prune", "isolate"):
             check_bool(owner, name, getattr(self, name))
         if self.storage == "":  # what a command line can say for "no storage"

@@ -45,7 +45,12 @@ from autoquant.measure.inspect import inspect
 from autoquant.measure.limits import time_limit
 from autoquant.recommend.prior import prior_candidates
 from autoquant.recommend.recipes import COMPILED_FLOAT, PLAIN_RECIPES
-from autoquant.recommend.recommendation import Recommendation, TrialRecord, recommend
+from autoquant.recommend.recommendation import (
+    Recommendation,
+    TrialRecord,
+    recommend,
+    resolution_note,
+)
 from autoquant.study.explore import LocalSteps, StopWhenRepeating, twin_within_budget
 from autoquant.study.options import OBJECTIVES, SearchOptions
 from autoquant.study.repair import RecoveryLadder
@@ -127,6 +132,10 @@ class Objective:
                 f"float model's own outputs on the same examples (the data must come in the same "
                 f"order on every pass)."
             )
+        # a budget finer than the validation data can resolve, said before any trial runs
+        self.resolution = resolution_note(task, self.budget, self.float_accuracy)
+        if self.resolution:
+            self.log(f"warning: {self.resolution}")
         self.baseline: Baseline | None = None
         self.evaluate = None
         self._seen: dict[str, int] = {}
@@ -191,6 +200,7 @@ class Objective:
             answers=float_answers,
             size_bytes=self.baseline.size_bytes,
             example=self.example,
+            confidence=self.options.confidence,
         )
         evaluator = Evaluator(
             self.task, self.budget, self.baseline, self.subset, reference, self.prune
@@ -460,7 +470,7 @@ def default_study_name(task: Task, options: SearchOptions) -> str:
         f"{task.name}-{task.model_name}-{options.space.name}-{options.objective}-"
         f"{options.budget}-{options.scenario.name}"
     )
-    return name
+    return name if options.confidence is None else f"{name}-c{options.confidence:g}"
 
 
 @quietly
@@ -624,6 +634,8 @@ def open_search(
         "space": options.space.to_dict(),
         "scenario": options.scenario.name,
     }
+    if options.confidence is not None:  # a study judged by another rule is another study
+        settings["confidence"] = options.confidence
     study = open_study(study_name, options.storage, settings, options.seed, options.n_jobs)
     if options.n_trials is not None:
         write(study, n_trials=options.n_trials)
@@ -682,6 +694,7 @@ def join_search(
         space=SearchSpace(**fields),
         objective=settings["objective"],
         scenario=settings["scenario"],
+        confidence=settings.get("confidence"),
         storage=storage,
         study_name=study_name,
         trial_timeout=trial_timeout,

@@ -35,6 +35,10 @@ class Metric:
             (label-free: against the float model's outputs).
         bounded: Whether the value lies in [0, 1]; a budget is then in points (1pt = 0.01),
             otherwise in the metric's own units. A bounded metric's value is checked.
+        per_example: ``per_example(outputs, reference) -> tensor`` of one value per example
+            whose mean is ``fn``'s value, when the metric is such a mean (top-1, cosine): its
+            confidence interval is then a fast paired bootstrap of those values. None for
+            metrics of the whole set (F1); their interval recomputes ``fn`` per resample.
     """
 
     name: str
@@ -42,6 +46,7 @@ class Metric:
     higher_is_better: bool = True
     reference: str = "targets"
     bounded: bool = True
+    per_example: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         if self.reference not in REFERENCES:
@@ -77,16 +82,26 @@ class Metric:
         return worse / abs(float_score) if float_score else 0.0
 
 
+def top1_each(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """1 for each example whose highest-scoring class is the target, else 0."""
+    return (outputs.argmax(dim=-1) == targets).float()
+
+
 def top1(outputs: torch.Tensor, targets: torch.Tensor) -> float:
     """Share of examples whose highest-scoring class is the target."""
-    return (outputs.argmax(dim=-1) == targets).float().mean().item()
+    return top1_each(outputs, targets).mean().item()
+
+
+def top5_each(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """1 for each example whose target is among its five highest-scoring classes."""
+    k = min(5, outputs.shape[-1])
+    best = outputs.topk(k, dim=-1).indices
+    return (best == targets.unsqueeze(-1)).any(dim=-1).float()
 
 
 def top5(outputs: torch.Tensor, targets: torch.Tensor) -> float:
     """Share of examples whose target is among the five highest-scoring classes."""
-    k = min(5, outputs.shape[-1])
-    best = outputs.topk(k, dim=-1).indices
-    return (best == targets.unsqueeze(-1)).any(dim=-1).float().mean().item()
+    return top5_each(outputs, targets).mean().item()
 
 
 def f1_macro(outputs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -102,18 +117,34 @@ def f1_macro(outputs: torch.Tensor, targets: torch.Tensor) -> float:
     return sum(scores) / len(scores)
 
 
+def agreement_each(outputs: torch.Tensor, float_outputs: torch.Tensor) -> torch.Tensor:
+    """1 for each example whose top-1 class is the float model's, else 0."""
+    return (outputs.argmax(dim=-1) == float_outputs.argmax(dim=-1)).float()
+
+
 def agreement(outputs: torch.Tensor, float_outputs: torch.Tensor) -> float:
     """Share of examples whose top-1 class is the float model's (label-free top-1)."""
-    return (outputs.argmax(dim=-1) == float_outputs.argmax(dim=-1)).float().mean().item()
+    return agreement_each(outputs, float_outputs).mean().item()
+
+
+def cosine_each(outputs: torch.Tensor, float_outputs: torch.Tensor) -> torch.Tensor:
+    """Each example's cosine similarity to the float model's output, clamped to [0, 1]."""
+    a = outputs.flatten(1).double() if outputs.dim() > 1 else outputs.double()[:, None]
+    b = float_outputs.flatten(1).double() if outputs.dim() > 1 else float_outputs.double()[:, None]
+    similarity = torch.nn.functional.cosine_similarity(a, b, dim=1, eps=1e-12)
+    return similarity.clamp(0.0, 1.0)
 
 
 def cosine(outputs: torch.Tensor, float_outputs: torch.Tensor) -> float:
     """Mean cosine similarity of each example's output to the float model's, clamped to
     [0, 1] (an output pointing away from float's scores as badly as an orthogonal one)."""
-    a = outputs.flatten(1).double() if outputs.dim() > 1 else outputs.double()[:, None]
-    b = float_outputs.flatten(1).double() if outputs.dim() > 1 else float_outputs.double()[:, None]
-    similarity = torch.nn.functional.cosine_similarity(a, b, dim=1, eps=1e-12)
-    return similarity.clamp(0.0, 1.0).mean().item()
+    return cosine_each(outputs, float_outputs).mean().item()
+
+
+def mse_each(outputs: torch.Tensor, float_outputs: torch.Tensor) -> torch.Tensor:
+    """Each example's mean squared difference from the float model's output."""
+    difference = (outputs.double() - float_outputs.double()).pow(2)
+    return difference.flatten(1).mean(dim=1) if difference.dim() > 1 else difference
 
 
 def mse(outputs: torch.Tensor, float_outputs: torch.Tensor) -> float:
@@ -125,12 +156,19 @@ def mse(outputs: torch.Tensor, float_outputs: torch.Tensor) -> float:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in [
-        Metric("top1", top1),
-        Metric("top5", top5),
+        Metric("top1", top1, per_example=top1_each),
+        Metric("top5", top5, per_example=top5_each),
         Metric("f1_macro", f1_macro),
-        Metric("agreement", agreement, reference="float"),
-        Metric("cosine", cosine, reference="float"),
-        Metric("mse", mse, higher_is_better=False, reference="float", bounded=False),
+        Metric("agreement", agreement, reference="float", per_example=agreement_each),
+        Metric("cosine", cosine, reference="float", per_example=cosine_each),
+        Metric(
+            "mse",
+            mse,
+            higher_is_better=False,
+            reference="float",
+            bounded=False,
+            per_example=mse_each,
+        ),  # fmt: skip
     ]
 }
 

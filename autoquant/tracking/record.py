@@ -68,6 +68,7 @@ RUN_TAGS = {
     "explanation": "why it was recommended (parent)",
     "model_uri": "where the recommended model was logged (parent)",
     "model_not_logged": "why the recommended model could not be logged as a model (parent)",
+    "resolution": "the warning when the budget is finer than the validation data resolves (parent)",
 }
 
 #: The metrics of a trial's child run, by name: its Metrics on the validation data, then what
@@ -86,6 +87,9 @@ TRIAL_RUN_METRICS = {
     "size_ratio": "its size over float's",
     "compile_seconds": "time spent compiling it (0 when not compiled)",
     "constraint_violation": "its drop beyond the budget (<= 0 within it)",
+    "drop_ci_low": "the lower bound of its drop's 95 % confidence interval",
+    "drop_ci_high": "the upper bound of its drop's 95 % confidence interval",
+    "mcnemar_p": "McNemar's exact p-value on the top-1 answers it changed",
     "speedup_vs_eager": "its speedup against eager float (when compiled)",
     "speedup_vs_compiled": "its speedup against compiled float (when compiled)",
     "flips": "the examples whose answer differs from float's (class outputs)",

@@ -172,6 +172,8 @@ class MlflowTracker:
             },
         )
         self.parent_run_id = run.info.run_id
+        if getattr(runner, "resolution", ""):
+            self.client.set_tag(self.parent_run_id, run_tag("resolution"), runner.resolution)
         task = runner.task
         self.client.log_inputs(self.parent_run_id, datasets=dataset_inputs(task))
         params = {

@@ -85,3 +85,10 @@ def test_the_command_has_one_flag_per_setting_with_its_default_in_the_help():
             assert f"(default {shown})" in flags[flag].help
     args = build_parser().parse_args(["search", "--trials", "3", "--no-prune"])
     assert (args.trials, args.prune, args.isolate) == (3, False, None)
+
+
+def test_confidence_must_be_a_level_above_one_half():
+    assert SearchOptions(confidence=0.9).confidence == 0.9
+    for wrong in (0.5, 1.0, 90):
+        with pytest.raises(ConfigError, match="'confidence' parameter of SearchOptions"):
+            SearchOptions(confidence=wrong)

@@ -72,11 +72,13 @@ def test_feasible_study_sets_the_budget_constraint(cnn_task, tmp_path):
 
 
 def test_a_budget_finer_than_one_validation_example_is_flagged(cnn_task):
-    rec = search(cnn_task, "0.25pt", "quick", n_trials=2, **quiet())
+    said = []
+    rec = search(cnn_task, "0.25pt", "quick", n_trials=2, progress=False, log=said.append)
     examples = sum(len(targets) for _, targets in cnn_task.validation_data)
-    assert f"finer than one validation example ({100 / examples:.2f}pt, 1 of {examples})" in (
-        rec.explanation
-    )
+    finer = f"finer than one validation example ({100 / examples:.2f}pt, 1 of {examples})"
+    assert finer in rec.explanation
+    # said before the first trial, with the examples the budget would need
+    assert finer in said[0] and "needs about 656 validation examples" in said[0]
 
 
 def test_qat_is_not_run_when_static_int8_with_the_same_choices_holds(
@@ -334,3 +336,20 @@ def test_qat_is_left_out_of_a_task_without_training_data():
     rec = search(keyword_task(), "2pt", space, n_trials=2, progress=False, log=lambda _: None)
     assert any(n.startswith("qat_int8 is left out") and "no train_data" in n for n in rec.notes)
     assert {r.config.method for r in rec.records} == {"static_int8"}
+
+
+def test_confidence_mode_rejects_a_drop_the_data_cannot_vouch_for(mlp_task):
+    # dynamic int8 changes no validation answer of the MLP's 270: its drop is 0, within a
+    # 0.5-point budget, but the upper 90 % bound of that drop is 0.56 points: what 270
+    # examples can say about new data. Confidence mode judges the bound, not the drop.
+    plain = search(mlp_task, "0.5pt", "quick", n_trials=4, **quiet())
+    sure = search(mlp_task, "0.5pt", "quick", n_trials=4, confidence=0.9, **quiet())
+    dynamic = [r for r in plain.records if r.metrics and r.config.method == "dynamic_int8"]
+    assert dynamic and dynamic[0].metrics.drop_points <= 0.5 and dynamic[0].feasible
+    judged = [r for r in sure.records if r.metrics and r.config.method == "dynamic_int8"][0]
+    assert judged.metrics.drop_points == dynamic[0].metrics.drop_points
+    assert judged.metrics.drop_upper > 0.5 and not judged.feasible
+    for record in sure.records:
+        if record.feasible:
+            assert record.metrics.drop_upper <= 0.5
+    assert "upper 90 % bound, which confidence mode judges" in sure.explanation
