@@ -67,6 +67,9 @@ def example_batch(data: Iterable, batch_size: int, task: Any = None) -> Any:
 class Timing:
     median_ms: float
     spread_ms: float  # interquartile range
+    # one per round, in round order: the models' samples of one round were taken together,
+    # so they pair up (``speedup_interval``)
+    samples_ms: tuple[float, ...] = ()
 
 
 @torch.no_grad()
@@ -127,5 +130,5 @@ def measure_latency(
     result = {}
     for name, values in samples.items():
         quartiles = statistics.quantiles(values, n=4)
-        result[name] = Timing(statistics.median(values), quartiles[2] - quartiles[0])
+        result[name] = Timing(statistics.median(values), quartiles[2] - quartiles[0], tuple(values))
     return result

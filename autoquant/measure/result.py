@@ -10,7 +10,7 @@ from torch import nn
 
 from autoquant.measure.latency import Timing
 from autoquant.measure.scenario import Scenario
-from autoquant.measure.uncertainty import DropInterval
+from autoquant.measure.uncertainty import DropInterval, speedup_interval
 from autoquant.tasks.metrics import Metric
 
 
@@ -69,6 +69,9 @@ class Metrics:
     # that confidence, which feasibility is then judged by (``Budget.violation``)
     drop_upper: float | None = None
     drop_upper_confidence: float | None = None
+    # the 95 % interval of ``speedup`` from the interleaved timing's rounds (None when too few)
+    speedup_ci_low: float | None = None
+    speedup_ci_high: float | None = None
 
     def drop_interval_text(self) -> str:
         """``95 % CI -0.19 to 0.56 pt on 540 examples``, or a note that there is none."""
@@ -104,6 +107,9 @@ def make_metrics(
     candidate = timings["candidate"].median_ms
     baseline = timings[scenario.reference].median_ms
     compiled = timings.get("compiled float")
+    speedups = speedup_interval(
+        timings[scenario.reference].samples_ms, timings["candidate"].samples_ms
+    )
     return Metrics(
         accuracy=accuracy,
         float_accuracy=float_accuracy,
@@ -129,6 +135,8 @@ def make_metrics(
         drop_ci_high=interval.high if interval else None,
         drop_ci_examples=interval.examples if interval else None,
         mcnemar_p=interval.mcnemar_p if interval else None,
+        speedup_ci_low=speedups[0] if speedups else None,
+        speedup_ci_high=speedups[1] if speedups else None,
         drop_upper=upper.high if upper else None,
         drop_upper_confidence=(1 + upper.confidence) / 2 if upper else None,
     )

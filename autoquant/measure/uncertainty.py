@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import torch
 from scipy.stats import binomtest, norm
@@ -231,6 +232,30 @@ def answers_interval(
     )
 
 
+def speedup_interval(
+    baseline_ms: Sequence[float],
+    candidate_ms: Sequence[float],
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float] | None:
+    """The interval of a speedup (the baseline's median latency over the candidate's) from
+    the rounds of one interleaved timing: a bootstrap over rounds, each round's two samples
+    kept together, since noise in a round hit both. None with fewer than 3 paired rounds."""
+    rounds = min(len(baseline_ms), len(candidate_ms))
+    if rounds < 3:
+        return None
+    baseline = torch.tensor(baseline_ms[:rounds], dtype=torch.float64)
+    candidate = torch.tensor(candidate_ms[:rounds], dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    rows = torch.randint(rounds, (resamples, rounds), generator=generator)
+    ratios = baseline[rows].median(dim=1).values / candidate[rows].median(dim=1).values
+    tail = (1 - confidence) / 2
+    low, high = torch.quantile(ratios, torch.tensor([tail, 1 - tail], dtype=torch.float64))
+    return float(low), float(high)
+
+
 def _is_classification(outputs: torch.Tensor, targets: torch.Tensor | None) -> bool:
     return (
         targets is not None
@@ -276,6 +301,7 @@ __all__ = [
     "RESOLUTION_CONFIDENCE",
     "examples_needed",
     "resolution_warning",
+    "speedup_interval",
     "DropInterval",
     "answers_interval",
     "drop_interval",

@@ -378,7 +378,7 @@ def recommend(
         against += f" ({chosen.metrics.speedup_vs_eager:.2f}x eager float)"
     explanation = (
         f"Recommended: {_describe(chosen.config)}. In the final head-to-head timing it runs "
-        f"{chosen.metrics.speedup:.2f}x the speed of {against} at "
+        f"{chosen.metrics.speedup:.2f}x{_speedup_note(chosen.metrics)} the speed of {against} at "
         f"{chosen.metrics.size_ratio:.2f}x the size; its validation drop was "
         f"{budget.drop(metrics):.2f}{unit} ({_interval_note(metrics, budget)}; budget "
         f"{budget}){_flips_text(metrics, task)}. {why}{note}"
@@ -440,6 +440,12 @@ def _safer_than_fastest(ranked: list[TrialRecord], objective: str) -> str:
 
 def _validation_examples(task: Task) -> int:
     return sum(batch_length(task.adapter.inputs(batch)) for batch in task.validation_data)
+
+
+def _speedup_note(metrics: Metrics) -> str:
+    if metrics.speedup_ci_low is None:
+        return ""
+    return f" (95 % CI {metrics.speedup_ci_low:.2f}-{metrics.speedup_ci_high:.2f}x)"
 
 
 def _interval_note(metrics: Metrics, budget: Budget) -> str:

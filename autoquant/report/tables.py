@@ -37,10 +37,16 @@ def metrics_row(label: str, metrics) -> dict:
         "flips": "" if metrics.flips is None else str(metrics.flips),
         "SQNR (dB)": _sqnr_text(metrics.output_sqnr_db),
         "latency (ms)": f"{metrics.latency_ms:.3f} ±{metrics.latency_spread_ms:.3f}",
-        "speedup": f"{metrics.speedup:.2f}x",
+        "speedup": f"{metrics.speedup:.2f}x{_speedup_interval_text(metrics)}",
         "size (KiB)": f"{metrics.size_bytes / 1024:.0f}",
         "size ratio": f"{metrics.size_ratio:.2f}",
     }
+
+
+def _speedup_interval_text(metrics) -> str:
+    low = getattr(metrics, "speedup_ci_low", None)
+    high = getattr(metrics, "speedup_ci_high", None)
+    return "" if low is None or high is None else f" ({low:.2f}-{high:.2f})"
 
 
 def _interval_text(metrics) -> str:

@@ -83,6 +83,8 @@ TRIAL_RUN_METRICS = {
     "latency_spread_ms": "the spread of its timed repeats",
     "float_latency_ms": "float's latency in the same interleaved run",
     "speedup": "float's latency over its latency",
+    "speedup_ci_low": "the lower bound of its speedup's 95 % interval (over timing rounds)",
+    "speedup_ci_high": "the upper bound of its speedup's 95 % interval",
     "size_bytes": "its serialized size",
     "size_ratio": "its size over float's",
     "compile_seconds": "time spent compiling it (0 when not compiled)",

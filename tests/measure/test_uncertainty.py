@@ -104,3 +104,26 @@ def test_the_resolution_warning_comes_for_a_small_split_and_not_a_large_one():
     assert "1.4 validation examples (0.37pt each)" in resolution_warning(270, 0.5, "0.5pt")
     assert resolution_warning(1000, 0.25, "0.25pt") == ""
     assert resolution_warning(270, 1.0, "1pt") == ""
+
+
+def test_the_speedup_interval_pairs_the_rounds_of_one_timing():
+    from autoquant.measure.uncertainty import speedup_interval
+
+    # a machine whose speed drifts from round to round by up to 2x: hits both models alike
+    rng = np.random.default_rng(0)
+    drift = rng.uniform(1.0, 2.0, size=30)
+    baseline = list(10.0 * drift * rng.uniform(0.98, 1.02, size=30))
+    candidate = list(4.0 * drift * rng.uniform(0.98, 1.02, size=30))
+    low, high = speedup_interval(baseline, candidate)
+    assert low <= 2.5 <= high
+    assert speedup_interval(baseline[:2], candidate[:2]) is None
+
+
+def test_measured_metrics_carry_their_speedup_interval(mlp_task):
+    from autoquant import QuantConfig
+    from autoquant.measure import FloatReference, get_scenario, measure
+
+    reference = FloatReference.of(mlp_task, get_scenario("bs1-t1"))
+    metrics = measure(mlp_task.build(QuantConfig(method="dynamic_int8")), reference)
+    assert metrics.speedup_ci_low <= metrics.speedup <= metrics.speedup_ci_high
+    assert metrics.drop_ci_low <= metrics.drop_points <= metrics.drop_ci_high
