@@ -89,3 +89,28 @@ def test_a_heartbeat_left_beating_is_stopped(tmp_path):
     assert beat._thread.is_alive()
     _stop_heartbeats(study)
     assert not beat._thread.is_alive()
+
+
+def test_trials_the_user_stopped_do_not_count_as_a_failing_method():
+    from autoquant import QuantConfig
+    from autoquant.study.run import Objective
+
+    config = QuantConfig(method="dynamic_int8", backend="x86")
+    study = optuna.create_study()
+    for failure in (INTERRUPTED, INTERRUPTED):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.FAIL,
+                user_attrs={"config": config.to_dict(), "failure": failure},
+            )
+        )
+    Objective._skip_if_failing_the_same_way(None, study.ask(), config)  # not skipped
+    for _ in range(2):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.FAIL,
+                user_attrs={"config": config.to_dict(), "failure": "RuntimeError: boom"},
+            )
+        )
+    with pytest.raises(optuna.TrialPruned, match="failed 2 times"):
+        Objective._skip_if_failing_the_same_way(None, study.ask(), config)

@@ -360,8 +360,8 @@ class Objective:
         for other in trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
             earlier = attributes(other).get("config")
             failure = attributes(other).get("failure")
-            if not earlier or not failure:
-                continue
+            if not earlier or not failure or failure == INTERRUPTED:
+                continue  # a trial the user stopped says nothing about the method
             if (earlier["method"], earlier["backend"]) == (config.method, config.backend):
                 failures[failure] = failures.get(failure, 0) + 1
         failure, count = max(failures.items(), key=lambda item: item[1], default=("", 0))
