@@ -76,6 +76,7 @@ def test_ctrl_c_at_each_stage_stops_cleanly_and_the_same_command_goes_on(tmp_pat
         assert f"{TRIALS} trial(s) done, 0 to run" in again.stdout
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
 def test_a_heartbeat_left_beating_is_stopped(tmp_path):
     storage = make_storage(f"sqlite:///{tmp_path / 'h.db'}")
     study = optuna.create_study(storage=storage)
