@@ -20,38 +20,30 @@ def _interrupt_here() -> None:
     time.sleep(60)  # the interrupt arrives during this wait, inside the stage
 
 
+def _interrupting(owner, name: str, on_call: int = 1) -> None:
+    """Replace ``owner.name`` by a wrapper that interrupts on its ``on_call``-th call."""
+    original = getattr(owner, name)
+    calls = []
+
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == on_call:
+            _interrupt_here()
+        return original(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
 def _patch(stage: str) -> None:
+    import autoquant.recommend.recommendation as recommendation
     import autoquant.study.run as run
 
     if stage == "sensitivity":
-        original = run.cached_sensitivity
-
-        def sensitivity(*args, **kwargs):
-            _interrupt_here()
-            return original(*args, **kwargs)
-
-        run.cached_sensitivity = sensitivity
+        _interrupting(run, "cached_sensitivity")
     elif stage == "trial":
-        original = run.Objective._evaluate
-        calls = []
-
-        def evaluate(self, trial, config):
-            calls.append(trial.number)
-            if len(calls) == 3:
-                _interrupt_here()
-            return original(self, trial, config)
-
-        run.Objective._evaluate = evaluate
+        _interrupting(run.Objective, "_evaluate", on_call=3)
     elif stage == "final":
-        import autoquant.recommend.recommendation as recommendation
-
-        original = recommendation.final_round
-
-        def final_round(*args, **kwargs):
-            _interrupt_here()
-            return original(*args, **kwargs)
-
-        recommendation.final_round = final_round
+        _interrupting(recommendation, "final_round")
     else:
         raise SystemExit(f"unknown stage {stage!r}")
 

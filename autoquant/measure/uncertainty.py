@@ -61,13 +61,6 @@ class DropInterval:
     better: int | None = None
     mcnemar_p: float | None = None
 
-    def describe(self, unit: str = "pt") -> str:
-        """``95 % CI -0.19 to 0.56 pt on 540 examples``."""
-        return (
-            f"{100 * self.confidence:.0f} % CI {self.low:.2f} to {self.high:.2f} {unit} on "
-            f"{self.examples} examples"
-        ).replace("  ", " ")
-
 
 def mcnemar_exact(worse: int, better: int) -> float:
     """McNemar's exact two-sided p-value for ``worse`` against ``better`` changed answers."""

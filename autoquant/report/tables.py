@@ -44,14 +44,13 @@ def metrics_row(label: str, metrics) -> dict:
 
 
 def _speedup_interval_text(metrics) -> str:
-    low = getattr(metrics, "speedup_ci_low", None)
-    high = getattr(metrics, "speedup_ci_high", None)
-    return "" if low is None or high is None else f" ({low:.2f}-{high:.2f})"
+    low, high = metrics.speedup_ci_low, metrics.speedup_ci_high
+    return "" if low is None else f" ({low:.2f}-{high:.2f})"
 
 
 def _interval_text(metrics) -> str:
-    low, high = getattr(metrics, "drop_ci_low", None), getattr(metrics, "drop_ci_high", None)
-    return "" if low is None or high is None else f"{low:+.2f}..{high:+.2f}"
+    low, high = metrics.drop_ci_low, metrics.drop_ci_high
+    return "" if low is None else f"{low:+.2f}..{high:+.2f}"
 
 
 METRIC_COLUMNS = [
