@@ -29,7 +29,8 @@ from autoquant.measure.uncertainty import resolution_warning
 from autoquant.tasks.base import Task
 from autoquant.tracking.record import TrialRecord
 
-#: Two latencies closer than this share of the faster one are within measurement noise.
+#: Without an interval (a timing of fewer than 3 rounds, or a record from before intervals),
+#: two latencies closer than this share of the faster one count as within measurement noise.
 NOISE = 0.03
 
 
@@ -152,15 +153,32 @@ def pareto_front(records: list[TrialRecord], budget: Budget) -> list[TrialRecord
     return sorted(front, key=lambda r: -r.metrics.speedup)
 
 
+def faster_than_baseline(metrics: Metrics) -> bool:
+    """Whether a model is faster than the baseline beyond the timing's own noise: the 95 %
+    interval of its speedup (over the interleaved rounds) lies above 1. Without an interval,
+    whether its speedup is above 1."""
+    if metrics.speedup_ci_low is None:
+        return metrics.speedup > 1
+    return metrics.speedup_ci_low > 1
+
+
+def within_noise(metrics: Metrics, fastest: Metrics) -> bool:
+    """Whether ``metrics``' speed cannot be told from ``fastest``'s: their speedup intervals
+    overlap (the spread actually measured), or without intervals, within NOISE."""
+    if metrics.speedup_ci_high is None or fastest.speedup_ci_low is None:
+        return metrics.speedup >= fastest.speedup * (1 - NOISE)
+    return metrics.speedup_ci_high >= fastest.speedup_ci_low
+
+
 def _rank(records: list[TrialRecord], objective: str) -> list[TrialRecord]:
-    """Best first by the objective; candidates within noise of each other (latency): fewer
-    flips (validation examples whose answer differs from float's), smaller, simpler."""
+    """Best first by the objective; candidates within noise of the fastest (``within_noise``):
+    fewer flips (validation examples whose answer differs from float's), smaller, simpler."""
     if objective == "size":
         return sorted(records, key=lambda r: (round(r.metrics.size_ratio, 3), -r.metrics.speedup))
     if objective == "pareto":
         return sorted(records, key=lambda r: r.metrics.size_ratio / r.metrics.speedup)
-    fastest = max(r.metrics.speedup for r in records)
-    tied = [r for r in records if r.metrics.speedup >= fastest * (1 - NOISE)]
+    fastest = max(records, key=lambda r: r.metrics.speedup).metrics
+    tied = [r for r in records if within_noise(r.metrics, fastest)]
     rest = [r for r in records if r not in tied]
     # within noise: the one that changes fewest of float's answers (the safest on new data),
     # then the smaller, then the simpler, then (all else equal) the faster. Flips decide only
@@ -321,6 +339,8 @@ def recommend(
                 latency_ms=finalist.metrics.latency_ms,
                 latency_spread_ms=finalist.metrics.latency_spread_ms,
                 float_latency_ms=finalist.metrics.float_latency_ms,
+                speedup_ci_low=finalist.metrics.speedup_ci_low,
+                speedup_ci_high=finalist.metrics.speedup_ci_high,
             ),
         )
 
@@ -329,21 +349,21 @@ def recommend(
     float_entry = finalists[0]
     note = ""
     if feasible and contenders:
-        ranked = _rank([with_final_speed(f) for f in contenders], objective)
-        chosen = by_number[ranked[0].number]
-        note = _safer_than_fastest(ranked, objective)
+        candidates = [with_final_speed(f) for f in contenders]
         is_feasible = True
-        plain_float = chosen.config.canonical() == QuantConfig(method="fp32")
-        if objective == "latency" and chosen.metrics.speedup < 1 and not plain_float:
-            smallest = min(feasible, key=lambda r: r.metrics.size_ratio)
-            note = (
-                f" No quantized configuration was faster than float under {scenario.name} (the "
-                f"fastest ran at {chosen.metrics.speedup:.2f}x in the final round), so the float "
-                f"model is recommended. If size matters, {_describe(smallest.config)} is the "
-                f"smallest within budget ({smallest.metrics.size_ratio:.2f}x the size, "
-                f"{smallest.metrics.speedup:.2f}x the speed)."
-            )
-            chosen = float_entry
+        if objective == "latency":
+            # float wins unless a candidate is faster beyond the noise the timing measured
+            faster = [r for r in candidates if faster_than_baseline(r.metrics)]
+        else:
+            faster = candidates
+        if faster:
+            ranked = _rank(faster, objective)
+            chosen = by_number[ranked[0].number]
+            note = _safer_than_fastest(ranked, objective)
+        else:  # float: its own trial when the study had one (its validation measurements)
+            plain = [r for r in candidates if r.config.canonical() == QuantConfig(method="fp32")]
+            chosen = by_number[plain[0].number] if plain else float_entry
+            note = _nothing_faster(candidates, feasible, scenario)
         if chosen.config.method == "fp32" and chosen.config.compile == "inductor":
             note += (
                 " No quantization was needed: compiling the float model loses nothing and was the "
@@ -429,12 +449,36 @@ def _safer_than_fastest(ranked: list[TrialRecord], objective: str) -> str:
         return ""
     if chosen.metrics.flips >= fastest.metrics.flips:
         return ""
+    if fastest.metrics.speedup_ci_low is None or chosen.metrics.speedup_ci_low is None:
+        noise = f"within the {NOISE:.0%} timing noise"
+    else:
+        noise = (
+            f"{_speedup_note(fastest.metrics)[1:]}, which overlaps this one's"
+            f"{_speedup_note(chosen.metrics)}: the timing cannot tell them apart"
+        )
     return (
         f" Trial {fastest.number} ({fastest.config.label()}) timed "
-        f"{fastest.metrics.speedup:.2f}x, within the {NOISE:.0%} timing noise; this one was "
+        f"{fastest.metrics.speedup:.2f}x {noise}; this one was "
         f"preferred because it changes fewer of float's validation answers "
         f"({chosen.metrics.flips} against {fastest.metrics.flips}), so it is the safer bet on "
         f"new data."
+    )
+
+
+def _nothing_faster(
+    candidates: list[TrialRecord], feasible: list[TrialRecord], scenario: Scenario
+) -> str:
+    """Why float is recommended: no candidate's speedup interval lies above 1."""
+    quantized = [r for r in candidates if r.config.canonical() != QuantConfig(method="fp32")]
+    fastest = max(quantized or candidates, key=lambda r: r.metrics.speedup)
+    smallest = min(feasible, key=lambda r: r.metrics.size_ratio)
+    return (
+        f" No quantized configuration was faster than {scenario.reference} beyond the timing "
+        f"noise under {scenario.name} (the fastest, {fastest.config.label()}, ran at "
+        f"{fastest.metrics.speedup:.2f}x{_speedup_note(fastest.metrics)} in the final round), "
+        f"so the float model is recommended. If size matters, {_describe(smallest.config)} is "
+        f"the smallest within budget ({smallest.metrics.size_ratio:.2f}x the size, "
+        f"{smallest.metrics.speedup:.2f}x the speed)."
     )
 
 

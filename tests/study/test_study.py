@@ -1,7 +1,5 @@
 """The search on real digits models: constraint, pruning, failures, duplicates, resume, seeds."""
 
-import dataclasses
-
 import optuna
 import pytest
 
@@ -240,63 +238,6 @@ def test_every_layer_kept_in_float_is_the_float_model(mlp_task):
     assert rec.records[0].config == QuantConfig(method="fp32")  # the enqueued all-float trial
     for record in rec.records:
         assert record.config.method == "fp32" or len(record.config.keep_float) < 3
-
-
-def _record(number, method, speedup, size_ratio, flips=0):
-    from autoquant.measure import Metrics
-    from autoquant.recommend.recommendation import TrialRecord
-
-    metrics = Metrics(
-        0.97, 0.97, 0.0, 0.0, 1 / speedup, 0.0, 1.0, speedup, 100, 400, size_ratio, "bs1-t1"
-    )
-    metrics = dataclasses.replace(metrics, flips=flips)
-    return TrialRecord(number, "complete", QuantConfig(method=method), metrics, -1.0)
-
-
-def test_ties_go_to_the_smaller_then_simpler_then_faster():
-    from autoquant.recommend.recommendation import _rank
-
-    records = [
-        _record(0, "static_int8", 4.72, 0.25),
-        _record(1, "static_int8", 4.76, 0.25),
-        _record(2, "qat_int8", 4.83, 0.25),
-        _record(3, "static_int8", 3.0, 0.25),
-    ]
-    ranked = _rank(records, "latency")
-    assert [r.number for r in ranked] == [1, 0, 2, 3]  # 4.72-4.83 are within 3%: static first
-
-
-def test_ties_go_first_to_the_one_that_changes_fewest_answers():
-    from autoquant.recommend.recommendation import _rank, _safer_than_fastest
-
-    records = [
-        _record(0, "static_int8", 4.80, 0.25, flips=3),
-        _record(1, "static_int8", 4.70, 0.30, flips=1),  # within 3%, larger, safer
-        _record(2, "static_int8", 4.00, 0.25, flips=0),  # safest, but not within the noise
-    ]
-    ranked = _rank(records, "latency")
-    assert [r.number for r in ranked] == [1, 0, 2]
-    why = _safer_than_fastest(ranked, "latency")
-    assert "Trial 0" in why and "4.80x" in why and "(1 against 3)" in why
-    # the fastest is also the safest: nothing to explain
-    assert _safer_than_fastest(_rank(records[1:], "latency"), "latency") == ""
-    # flips decide only where every tied trial has a count (one measured before flips were
-    # counted has none): then size decides, as it did before
-    unknown = [_record(0, "static_int8", 4.80, 0.25, flips=None), records[1]]
-    ranked = _rank(unknown, "latency")
-    assert [r.number for r in ranked] == [0, 1]
-    assert _safer_than_fastest(ranked, "latency") == ""
-
-
-def test_trials_within_a_trials_noise_of_the_fastest_also_reach_the_final_round():
-    from autoquant.recommend.recommendation import shortlist
-
-    speeds = [2.78, 2.77, 2.69, 2.63, 2.60, 2.55, 2.52, 1.80]
-    records = [_record(i, "static_int8", s, 0.25) for i, s in enumerate(speeds)]
-    # 2.60 and 2.55 are within 10% of 2.78: they go too; 2.52 is, but past the cap of 6
-    assert [r.number for r in shortlist(records, "latency")] == [0, 1, 2, 3, 4, 5]
-    assert [r.number for r in shortlist(records[:4] + records[7:], "latency")] == [0, 1, 2, 3]
-    assert len(shortlist(records, "size")) == 4
 
 
 def test_methods_the_model_cannot_take_are_left_out_with_the_reason(capfd):
