@@ -56,11 +56,16 @@ class Budget:
         upper = getattr(metrics, "drop_upper", None)
         if upper is None:
             return None
+        return self.from_points(upper, metrics.float_accuracy, bounded=metrics.bounded)
+
+    def from_points(self, points: float, float_score: float, *, bounded: bool) -> float:
+        """A drop in points (the unit intervals are computed in: 100x the score's loss for a
+        [0, 1] metric, the loss itself otherwise) in this budget's unit, from a float
+        score of ``float_score``."""
         if not self.relative:
-            return upper
-        # drop_points is 100x the score's loss for a [0, 1] metric, the loss itself otherwise
-        loss = upper / 100 if metrics.bounded else upper
-        return 100 * loss / abs(metrics.float_accuracy) if metrics.float_accuracy else 0.0
+            return points
+        loss = points / 100 if bounded else points
+        return 100 * loss / abs(float_score) if float_score else 0.0
 
     def violation(self, metrics) -> float:
         """Drop beyond the budget (<= 0 when within it), in the budget's unit: in confidence

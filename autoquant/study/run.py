@@ -37,7 +37,6 @@ from autoquant.measure import (
     FloatReference,
     Metrics,
     example_batch,
-    score,
     score_and_answers,
     serialized_size,
 )
@@ -172,14 +171,19 @@ class Objective:
         self._check_data()
         attrs = attributes(study)
         accuracy, float_answers = self.float_accuracy, self.float_answers
+        # float's answers on the pruning subset, for the interval of a trial's drop there
+        # (recomputed when resumed, as float's answers are)
+        subset_accuracy, subset_answers = (
+            (accuracy, None)
+            if self.task.eval_fn
+            else score_and_answers(self.task.model, self.subset, self.task)
+        )
         if "baseline" in attrs:
             self.baseline = Baseline(**attrs["baseline"])
         else:
             self.baseline = Baseline(
                 accuracy=accuracy,
-                subset_accuracy=accuracy
-                if self.task.eval_fn
-                else score(self.task.model, self.subset, self.task),
+                subset_accuracy=subset_accuracy,
                 size_bytes=serialized_size(self.task.model),
             )
             write(study, baseline=dataclasses.asdict(self.baseline))
@@ -203,7 +207,13 @@ class Objective:
             confidence=self.options.confidence,
         )
         evaluator = Evaluator(
-            self.task, self.budget, self.baseline, self.subset, reference, self.prune
+            self.task,
+            self.budget,
+            self.baseline,
+            self.subset,
+            reference,
+            self.prune,
+            subset_answers=subset_answers,
         )
         self.evaluate = (
             IsolatedEvaluator(evaluator, self.trial_timeout) if self.isolate else (evaluator)

@@ -18,13 +18,16 @@ import time
 from autoquant._warnings import quiet
 from autoquant.engine.budget import Budget
 from autoquant.engine.config import QuantConfig
-from autoquant.measure import FloatReference, measure, score
+from autoquant.measure import FloatReference, measure
 from autoquant.measure.limits import TrialTimeout
+from autoquant.measure.scoring import Answers, score_and_answers
+from autoquant.measure.uncertainty import DropInterval, answers_interval
 from autoquant.tasks.base import Task
 
 # A trial is pruned when its drop on the first quarter of the validation data is beyond
-# max(PRUNE_FACTOR x budget, budget + PRUNE_MARGIN points): far enough that noise on a small
-# subset cannot explain it.
+# max(PRUNE_FACTOR x budget, budget + PRUNE_MARGIN points), and the lower bound of that drop's
+# 95 % interval is beyond the budget: on a subset where one example is 4.7 points, one changed
+# answer passes the first test and not the second.
 PRUNE_FACTOR = 3.0
 PRUNE_MARGIN = 5.0
 
@@ -61,6 +64,7 @@ class Evaluator:
     subset: list
     reference: FloatReference  # float on the validation data, under the study's scenario
     prune: bool = True
+    subset_answers: Answers | None = None  # float's on the subset, for the drop's interval
 
     def __call__(self, config: QuantConfig) -> Outcome:
         task, baseline = self.task, self.baseline
@@ -73,21 +77,56 @@ class Evaluator:
         self.reference.deploy(quantized)
         outcome = Outcome(quantize_seconds=quantized_at - started, layer_map=quantized.layer_map)
         if self.prune and task.eval_fn is None:  # an eval_fn scores all its data at once
-            subset_drop = self.budget.drop_between(
-                task.metric, baseline.subset_accuracy, score(quantized, self.subset, task)
+            value, answers = score_and_answers(quantized, self.subset, task)
+            subset_drop = self.budget.drop_between(task.metric, baseline.subset_accuracy, value)
+            reason = prune_reason(
+                subset_drop,
+                answers_interval(answers, self.subset_answers, task.metric),
+                self.budget,
+                baseline.subset_accuracy,
+                bounded=task.metric.bounded,
             )
-            limit = max(PRUNE_FACTOR * self.budget.max_drop, self.budget.max_drop + PRUNE_MARGIN)
-            if subset_drop > limit:
+            if reason:
                 outcome.subset_drop = subset_drop
                 outcome.pruned_after_seconds = time.perf_counter() - quantized_at
-                outcome.pruned_reason = (
-                    f"drop {subset_drop:.2f} on a quarter of the validation data, beyond the "
-                    f"pruning limit {limit:.2f} (budget {self.budget})"
-                )
+                outcome.pruned_reason = reason
                 return outcome
         outcome.metrics = measure(quantized, self.reference).to_dict()
         outcome.evaluate_seconds = time.perf_counter() - quantized_at
         return outcome
+
+
+def prune_reason(
+    subset_drop: float,
+    interval: DropInterval | None,
+    budget: Budget,
+    float_score: float,
+    *,
+    bounded: bool,
+) -> str | None:
+    """Why a trial is pruned on the validation subset, or None to measure it in full.
+
+    Its drop there must be beyond the pruning limit, and the subset must resolve it: the lower
+    bound of the drop's interval beyond the budget. Without an interval (the examples came in
+    another order, or no per-example scores), the limit alone decides.
+    """
+    limit = max(PRUNE_FACTOR * budget.max_drop, budget.max_drop + PRUNE_MARGIN)
+    if subset_drop <= limit:
+        return None
+    reason = (
+        f"drop {subset_drop:.2f} on a quarter of the validation data, beyond the pruning limit "
+        f"{limit:.2f} (budget {budget})"
+    )
+    if interval is None:
+        return reason
+    low = budget.from_points(interval.low, float_score, bounded=bounded)
+    if low <= budget.max_drop:
+        return None  # the subset cannot tell: one or two changed answers of a few
+    unit = "%" if budget.relative else ("pt" if bounded else "")
+    return (
+        f"{reason}, and the lower bound of its 95 % interval, {low:.2f}{unit} on "
+        f"{interval.examples} examples, also beyond the budget"
+    )
 
 
 def _serve(evaluator: Evaluator, connection) -> None:
