@@ -221,6 +221,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     print()
     split = "test" if task.test_data is not None else "validation"
     print(f"Final round on the {split} data, timed head to head ({options.scenario.name}):")
+    if rec.timing_conditions:
+        print(f"Timed on {rec.timing_conditions}.")
     print(format_table(finalist_rows(rec), METRIC_COLUMNS))
     for line in finalist_failures(rec):
         print(f"  failed: {line}")

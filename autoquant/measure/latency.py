@@ -29,6 +29,7 @@ from autoquant.engine.data import (
 )
 from autoquant.engine.quantized import QuantizedModel
 from autoquant.errors import DataError
+from autoquant.measure.machine import watching
 
 
 @contextlib.contextmanager
@@ -70,6 +71,9 @@ class Timing:
     # one per round, in round order: the models' samples of one round were taken together,
     # so they pair up (``speedup_interval``)
     samples_ms: tuple[float, ...] = ()
+    # the share of time this process's threads waited for a core during the rounds (the same
+    # for every model of one run): other work competing for the cores (``machine``)
+    waited_share: float | None = None
 
 
 @torch.no_grad()
@@ -115,20 +119,26 @@ def measure_latency(
         samples: dict[str, list[float]] = {name: [] for name in names}
         spent = 0.0
         rounds = 0
-        while rounds < max_rounds and (rounds < min_rounds or spent < budget_s * len(names)):
-            order = names[rounds % len(names) :] + names[: rounds % len(names)]
-            for name in order:
-                warm = time.perf_counter()
-                call(models[name], example)  # untimed: brings its weights back into cache
-                start = time.perf_counter()
-                for _ in range(inner[name]):
-                    call(models[name], example)
-                elapsed = time.perf_counter() - start
-                spent += time.perf_counter() - warm
-                samples[name].append(elapsed / inner[name] * 1000)
-            rounds += 1
+        with watching() as watch:
+            while rounds < max_rounds and (rounds < min_rounds or spent < budget_s * len(names)):
+                order = names[rounds % len(names) :] + names[: rounds % len(names)]
+                for name in order:
+                    warm = time.perf_counter()
+                    call(models[name], example)  # untimed: brings its weights back into cache
+                    start = time.perf_counter()
+                    for _ in range(inner[name]):
+                        call(models[name], example)
+                    elapsed = time.perf_counter() - start
+                    spent += time.perf_counter() - warm
+                    samples[name].append(elapsed / inner[name] * 1000)
+                rounds += 1
     result = {}
     for name, values in samples.items():
         quartiles = statistics.quantiles(values, n=4)
-        result[name] = Timing(statistics.median(values), quartiles[2] - quartiles[0], tuple(values))
+        result[name] = Timing(
+            statistics.median(values),
+            quartiles[2] - quartiles[0],
+            tuple(values),
+            watch.waited_share,
+        )
     return result

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from autoquant.measure.latency import Timing
+from autoquant.measure.machine import is_busy, load_average
 from autoquant.measure.scenario import Scenario
 from autoquant.measure.uncertainty import DropInterval, speedup_interval
 from autoquant.tasks.metrics import Metric
@@ -72,6 +73,15 @@ class Metrics:
     # the 95 % interval of ``speedup`` from the interleaved timing's rounds (None when too few)
     speedup_ci_low: float | None = None
     speedup_ci_high: float | None = None
+    # how busy the machine was while it was timed (``measure.machine``): the share of time this
+    # process's threads waited for a core, and the one-minute load average after
+    cpu_wait_share: float | None = None
+    load_average: float | None = None
+
+    @property
+    def timed_busy(self) -> bool:
+        """Whether other work competed for the cores while it was timed."""
+        return is_busy(self.cpu_wait_share)
 
     def drop_interval_text(self) -> str:
         """``95 % CI -0.19 to 0.56 pt on 540 examples``, or a note that there is none."""
@@ -137,6 +147,8 @@ def make_metrics(
         mcnemar_p=interval.mcnemar_p if interval else None,
         speedup_ci_low=speedups[0] if speedups else None,
         speedup_ci_high=speedups[1] if speedups else None,
+        cpu_wait_share=timings["candidate"].waited_share,
+        load_average=load_average(),
         drop_upper=upper.high if upper else None,
         drop_upper_confidence=(1 + upper.confidence) / 2 if upper else None,
     )

@@ -25,6 +25,7 @@ from autoquant.measure import (
     measure,
 )
 from autoquant.measure.limits import time_limit
+from autoquant.measure.machine import busy_warning, conditions_text
 from autoquant.measure.uncertainty import resolution_warning
 from autoquant.tasks.base import Task
 from autoquant.tracking.record import TrialRecord
@@ -63,6 +64,10 @@ class Recommendation:
         notes: What to know about how the search ran on this model and data: a calibration
             set shorter than the space asked for, methods the model cannot take, the metric.
         example: One example of the model's inputs (what ``save`` traces or exports it with).
+        timing_conditions: What the final round was timed on, and how busy the machine was
+            (CPU, kernels, cores, threads, load average, waiting for a core).
+        timing_reliable: False when other work competed for the cores in the final round, even
+            after timing it twice: its speedups are then unreliable (the explanation says so).
     """
 
     config: QuantConfig
@@ -88,6 +93,8 @@ class Recommendation:
     records: list[TrialRecord] = dataclasses.field(default_factory=list, repr=False)
     finalists: list = dataclasses.field(default_factory=list, repr=False)
     example: Any = dataclasses.field(default=None, repr=False)
+    timing_conditions: str = ""
+    timing_reliable: bool = True
 
     def summary(self) -> dict[str, Any]:
         """The recommendation as plain data (JSON-ready): what was chosen, why, and its
@@ -106,6 +113,8 @@ class Recommendation:
             "explanation": self.explanation,
             "notes": list(self.notes),
             "counts": dict(self.counts),
+            "timing_conditions": self.timing_conditions,
+            "timing_reliable": self.timing_reliable,
         }
 
     @quietly
@@ -272,7 +281,13 @@ def final_round(
             raise_if_interrupted(err)  # a Ctrl-C that a compile error wrapped
             finalist.model = None
             finalist.error = f"{type(err).__name__}: {str(err).strip()[:200]}"
-    measured = measure([f.model for f in built], reference, timing=FINAL_TIMING, scored=scores)
+    models = [f.model for f in built]
+    measured = measure(models, reference, timing=FINAL_TIMING, scored=scores)
+    if measured and measured[0].timed_busy:
+        # other work competed for the cores: time once more, and keep the calmer of the two
+        again = measure(models, reference, timing=FINAL_TIMING, scored=scores)
+        if again[0].cpu_wait_share < measured[0].cpu_wait_share:
+            measured = again
     for finalist, metrics in zip(built, measured, strict=True):
         finalist.metrics = metrics
 
@@ -411,6 +426,9 @@ def recommend(
         )
     resolution = resolution_note(task, budget, metrics.float_accuracy)
     explanation += f" Note: {resolution}" if resolution else ""
+    timed = float_entry.metrics  # every finalist shares the final round's one timing
+    busy = busy_warning(scenario.threads, timed.cpu_wait_share, timed.load_average) if timed else ""
+    explanation += f" Warning (final round): {busy}" if busy else ""
     return Recommendation(
         config=chosen.config,
         model=chosen.model,
@@ -437,7 +455,30 @@ def recommend(
         records=records,
         finalists=finalists,
         example=example_batch(task.validation_data, 1, task),
+        timing_conditions=conditions_text(
+            scenario.threads, timed.cpu_wait_share, timed.load_average
+        )
+        if timed
+        else "",
+        timing_reliable=not busy,
+        notes=busy_trials_note(records),
     )
+
+
+def busy_trials_note(records: list[TrialRecord]) -> list[str]:
+    """A note when trials were timed while other work competed for the cores: their speedups
+    steered the search, and may have steered it wrong."""
+    timed = [r for r in records if r.metrics and r.duplicate_of is None]
+    busy = [r for r in timed if r.metrics.timed_busy]
+    if not busy:
+        return []
+    worst = max(busy, key=lambda r: r.metrics.cpu_wait_share)
+    return [
+        f"{len(busy)} of {len(timed)} trials were timed while other work competed for the "
+        f"cores (trial {worst.number}'s threads waited {worst.metrics.cpu_wait_share:.0%} of "
+        f"the time for a core): their speedups steered the search and may be off. The final "
+        f"round re-times the best of them head to head."
+    ]
 
 
 def _safer_than_fastest(ranked: list[TrialRecord], objective: str) -> str:

@@ -100,6 +100,7 @@ def recommendation_markdown(rec, comparison: Sequence[dict]) -> str:
         f"metric, {rec.metrics.metric}) on the held-out test data; flips: test examples whose "
         "answer differs from float's; SQNR: how closely the outputs follow float's (dB, higher "
         "is closer).",
+        *([f"Timed on {rec.timing_conditions}."] if rec.timing_conditions else []),
         "",
         format_table(comparison, METRIC_COLUMNS, markdown=True),
         "",

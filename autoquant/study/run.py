@@ -42,6 +42,7 @@ from autoquant.measure import (
 )
 from autoquant.measure.inspect import inspect
 from autoquant.measure.limits import time_limit
+from autoquant.measure.machine import busy_warning
 from autoquant.recommend.prior import prior_candidates
 from autoquant.recommend.recipes import COMPILED_FLOAT, PLAIN_RECIPES
 from autoquant.recommend.recommendation import (
@@ -138,6 +139,7 @@ class Objective:
         self.baseline: Baseline | None = None
         self.evaluate = None
         self._seen: dict[str, int] = {}
+        self._said_busy = False
         self._lock = threading.Lock()
 
     def _capturable(self, space: SearchSpace) -> SearchSpace:
@@ -354,6 +356,12 @@ class Objective:
             write(trial, pruned_reason=outcome.pruned_reason)
             raise optuna.TrialPruned(outcome.pruned_reason)
         metrics = Metrics(**outcome.metrics)
+        if metrics.timed_busy and not self._said_busy:
+            self._said_busy = True  # once: on a busy machine every trial would say it
+            warning = busy_warning(
+                self.scenario.threads, metrics.cpu_wait_share, metrics.load_average
+            )
+            self.log(f"warning: trial {trial.number}: {warning}")
         violation = self.budget.violation(metrics)
         write(trial, evaluate_seconds=outcome.evaluate_seconds)
         write(trial, metrics=outcome.metrics)
@@ -611,7 +619,7 @@ class SearchSession:
                 sensitivity_seconds=runner.sensitivity_seconds,
             )
         recommendation.param_importances = _importances(self.study)
-        recommendation.notes = list(runner.notes)
+        recommendation.notes = list(runner.notes) + recommendation.notes
         if self.tracker:
             self.tracker.finish_study(self.study, recommendation, first_examples(runner.example))
         return recommendation

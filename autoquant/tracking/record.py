@@ -18,6 +18,7 @@ import optuna
 
 from autoquant.engine.config import QuantConfig
 from autoquant.measure import Metrics
+from autoquant.measure.machine import is_busy
 
 #: What a trial stores, by name.
 TRIAL_ATTRIBUTES = {
@@ -69,6 +70,10 @@ RUN_TAGS = {
     "model_uri": "where the recommended model was logged (parent)",
     "model_not_logged": "why the recommended model could not be logged as a model (parent)",
     "resolution": "the warning when the budget is finer than the validation data resolves (parent)",
+    "timing": "the conditions the final round was timed under: CPU, kernels, cores, threads, "
+    "load, waiting for a core (parent)",
+    "busy": "other work competed for the cores while it was timed: 'true' (child), the "
+    "warning (parent)",
 }
 
 #: The metrics of a trial's child run, by name: its Metrics on the validation data, then what
@@ -99,6 +104,8 @@ TRIAL_RUN_METRICS = {
     "quantize_seconds": "time spent quantizing, calibrating, fine-tuning",
     "evaluate_seconds": "time spent scoring, timing and sizing",
     "subset_drop": "its drop on the pruning subset, when pruned",
+    "cpu_wait_share": "the share of time its timing's threads waited for a core (busy machine)",
+    "load_average": "the one-minute load average when it was timed",
 }
 
 #: The parameters of a study's parent run besides the machine's; ``feature.<name>`` params hold
@@ -147,6 +154,8 @@ def trial_run_tags(number: int, attrs: Mapping[str, Any], state: str, reason: st
             tags[name] = attrs[name]
     if metrics:
         tags["timed_against"] = metrics.get("reference", "float")
+        if is_busy(metrics.get("cpu_wait_share")):
+            tags["busy"] = "true"
     return run_tags(**tags)
 
 

@@ -30,6 +30,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 from autoquant.engine.data import batch_length, concat, tensors_of
 from autoquant.errors import ConfigError
+from autoquant.measure.machine import cpu_name
 from autoquant.tracking.record import (
     FEATURE_PARAM_PREFIX,
     attributes,
@@ -92,6 +93,11 @@ def _fluent_tracking_uri(uri: str) -> Iterator[None]:
             os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
+def _busy_text(rec) -> str:
+    """The final round's busy-machine warning, from the explanation that carries it."""
+    return rec.explanation.partition("Warning (final round): ")[2][:5000] or "true"
+
+
 def param_value(value: Any) -> str:
     """A param as MLflow stores it: lists as JSON (so they read back), the rest as text."""
     return json.dumps(list(value)) if isinstance(value, (list, tuple)) else str(value)
@@ -100,16 +106,8 @@ def param_value(value: Any) -> str:
 def machine_info() -> dict[str, str]:
     """CPU model, vector extensions, cores and threads: latency figures mean little without
     them (int8 kernels differ most: AVX2 against AVX512 with VNNI)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "machine.cpu": cpu,
+        "machine.cpu": cpu_name(),
         "machine.cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "machine.cores": str(os.cpu_count()),
         "machine.torch_threads": str(torch.get_num_threads()),
@@ -324,6 +322,8 @@ class MlflowTracker:
             recommendation=rec.config.label(),
             feasible=str(rec.feasible).lower(),
             explanation=rec.explanation[:5000],
+            timing=rec.timing_conditions,
+            **({} if rec.timing_reliable else {"busy": _busy_text(rec)}),
         )
         self.client.log_batch(
             run_id,
