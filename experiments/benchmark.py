@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", nargs="+", type=int, help="search seeds (default: 0 1 2)")
     parser.add_argument("--trials", type=int, help="trials per search (default 30)")
     parser.add_argument("--space", help="the space searched and swept (default: eager)")
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        help="search in confidence mode at this level, e.g. 0.9 (default: the plain drop)",
+    )
     parser.add_argument("--out", default="experiments", help="folder of the report and plot")
     parser.add_argument("--report", default="RESULTS", help="report name (default RESULTS)")
     parser.add_argument(
@@ -61,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         "seeds": args.seeds,
         "trials": args.trials,
         "space": args.space,
+        "confidence": args.confidence,
     }
     plan = dataclasses.replace(
         plan,

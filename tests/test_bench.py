@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import sys
 
@@ -51,7 +52,15 @@ def test_benchmark_compares_search_sweep_recipes_and_float(tiny_run):
     assert ours["within"] and ours["trials_to_feasible"] >= 1
     work = cell.searches[0]["work_seconds"]
     assert set(work) == {"trials", "sensitivity", "final_round"} and work["trials"] > 0
-    assert 0 <= cell.checks["overhead"] < 1
+    # autoquant's own seconds: the search's wall time less the work, per study and per trial
+    search = cell.searches[0]
+    assert search["own_seconds"] == pytest.approx(search["wall_seconds"] - sum(work.values()))
+    assert cell.checks["own_per_trial"] == pytest.approx(search["own_seconds"] / 6)
+    # the validation drop's interval, and whether the test drop fell in it
+    low, high = search["validation"]["ci_low"], search["validation"]["ci_high"]
+    assert low <= search["validation"]["drop"] <= high
+    assert ours["test_in_interval"] == (low <= ours["drop"] <= high)
+    assert cell.checks["test_in_interval"] == (int(ours["test_in_interval"]), 1)
     assert cell.checks["budget_on_test"] is True
     # of the sweep's quantized configurations within budget on validation and within 95% of
     # its fastest (when that beat float), those within budget on test as well
@@ -101,6 +110,9 @@ def test_report_and_cli(tiny_run, tmp_path):
     assert commit == bench.source_commit() != "unrecorded"
     assert f"Measured by autoquant commits: {commit} (cnn_outliers)" in text
     assert "| trials run |" in text and "| sweep's near-best holding on test |" in text
+    assert "| test drop in val. 95% CI | autoquant's own s per study (per trial) |" in text
+    validation = cells[0].searches[0]["validation"]
+    assert f"| {validation['drop']:.2f} ({validation['ci_low']:.2f} to " in text
     # a section another experiment wrote below the marker survives the report's rewrite
     extra = f"{bench.KEPT_SECTIONS}\n## Pretrained models\n\n| a table |\n"
     (tmp_path / "RESULTS.md").write_text(text + extra)
@@ -139,3 +151,22 @@ def test_report_and_cli(tiny_run, tmp_path):
     assert "| cnn_outliers | bs1-t1 | 1pt |" in text
     assert "## Not measured yet" in text and "- mlp: sweep of mlp" in text
     assert not (cache / "bench" / bench.space_tag(TINY.search_space()) / "mlp").exists()
+
+
+def test_a_confidence_run_is_kept_apart_and_judges_the_upper_bound(tiny_run, tmp_path):
+    cache, cells = tiny_run
+    sure = dataclasses.replace(TINY, confidence=0.9)
+    (cell,) = run_benchmark(sure, cache=cache, log=lambda _: None)
+    folder = cache / "bench" / bench.space_tag(TINY.search_space()) / "cnn_outliers"
+    assert (folder / "search-bs1-t1-1pt-s0-c0.9.json").exists()
+    assert (folder / "search-bs1-t1-1pt-s0.json").exists()  # the plain run's, untouched
+    validation = cell.searches[0]["validation"]
+    # judged by the upper 90 % bound: within the budget only if that bound is (float chosen
+    # without a trial of its own has no trial measurement, and changes nothing)
+    if cell.searches[0]["config"]["method"] != "fp32":
+        assert validation["upper"] is not None
+        assert (validation["upper"] <= 1.0) == cell.searches[0]["feasible"]
+    write_report([cell], sure, tmp_path / "R.md", "python experiments/benchmark.py", 1.0)
+    assert "Confidence mode 0.9: a search's configuration is within the budget" in (
+        (tmp_path / "R.md").read_text()
+    )
