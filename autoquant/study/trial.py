@@ -79,13 +79,15 @@ class Evaluator:
         if self.prune and task.eval_fn is None:  # an eval_fn scores all its data at once
             value, answers = score_and_answers(quantized, self.subset, task)
             subset_drop = self.budget.drop_between(task.metric, baseline.subset_accuracy, value)
-            reason = prune_reason(
-                subset_drop,
-                answers_interval(answers, self.subset_answers, task.metric),
-                self.budget,
-                baseline.subset_accuracy,
-                bounded=task.metric.bounded,
-            )
+            reason = None
+            if subset_drop > prune_limit(self.budget):  # the interval only then (a bootstrap)
+                reason = prune_reason(
+                    subset_drop,
+                    answers_interval(answers, self.subset_answers, task.metric),
+                    self.budget,
+                    baseline.subset_accuracy,
+                    bounded=task.metric.bounded,
+                )
             if reason:
                 outcome.subset_drop = subset_drop
                 outcome.pruned_after_seconds = time.perf_counter() - quantized_at
@@ -94,6 +96,11 @@ class Evaluator:
         outcome.metrics = measure(quantized, self.reference).to_dict()
         outcome.evaluate_seconds = time.perf_counter() - quantized_at
         return outcome
+
+
+def prune_limit(budget: Budget) -> float:
+    """The drop on the validation subset beyond which a trial may be pruned."""
+    return max(PRUNE_FACTOR * budget.max_drop, budget.max_drop + PRUNE_MARGIN)
 
 
 def prune_reason(
@@ -110,7 +117,7 @@ def prune_reason(
     bound of the drop's interval beyond the budget. Without an interval (the examples came in
     another order, or no per-example scores), the limit alone decides.
     """
-    limit = max(PRUNE_FACTOR * budget.max_drop, budget.max_drop + PRUNE_MARGIN)
+    limit = prune_limit(budget)
     if subset_drop <= limit:
         return None
     reason = (
