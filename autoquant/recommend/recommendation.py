@@ -66,8 +66,8 @@ class Recommendation:
         example: One example of the model's inputs (what ``save`` traces or exports it with).
         timing_conditions: What the final round was timed on, and how busy the machine was
             (CPU, kernels, cores, threads, load average, waiting for a core).
-        timing_reliable: False when other work competed for the cores in the final round, even
-            after timing it twice: its speedups are then unreliable (the explanation says so).
+        timing_warning: What to know when other work competed for the cores in the final
+            round, even after timing it twice ("" otherwise); the explanation ends with it.
     """
 
     config: QuantConfig
@@ -94,7 +94,12 @@ class Recommendation:
     finalists: list = dataclasses.field(default_factory=list, repr=False)
     example: Any = dataclasses.field(default=None, repr=False)
     timing_conditions: str = ""
-    timing_reliable: bool = True
+    timing_warning: str = ""
+
+    @property
+    def timing_reliable(self) -> bool:
+        """False when the final round's speedups were measured on a busy machine."""
+        return not self.timing_warning
 
     def summary(self) -> dict[str, Any]:
         """The recommendation as plain data (JSON-ready): what was chosen, why, and its
@@ -115,6 +120,7 @@ class Recommendation:
             "counts": dict(self.counts),
             "timing_conditions": self.timing_conditions,
             "timing_reliable": self.timing_reliable,
+            "timing_warning": self.timing_warning,
         }
 
     @quietly
@@ -460,7 +466,7 @@ def recommend(
         )
         if timed
         else "",
-        timing_reliable=not busy,
+        timing_warning=busy,
         notes=busy_trials_note(records),
     )
 

@@ -93,11 +93,6 @@ def _fluent_tracking_uri(uri: str) -> Iterator[None]:
             os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
-def _busy_text(rec) -> str:
-    """The final round's busy-machine warning, from the explanation that carries it."""
-    return rec.explanation.partition("Warning (final round): ")[2][:5000] or "true"
-
-
 def param_value(value: Any) -> str:
     """A param as MLflow stores it: lists as JSON (so they read back), the rest as text."""
     return json.dumps(list(value)) if isinstance(value, (list, tuple)) else str(value)
@@ -323,7 +318,7 @@ class MlflowTracker:
             feasible=str(rec.feasible).lower(),
             explanation=rec.explanation[:5000],
             timing=rec.timing_conditions,
-            **({} if rec.timing_reliable else {"busy": _busy_text(rec)}),
+            **({"busy": rec.timing_warning[:5000]} if rec.timing_warning else {}),
         )
         self.client.log_batch(
             run_id,

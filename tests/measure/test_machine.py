@@ -17,6 +17,8 @@ from autoquant.measure.machine import (
     is_busy,
     usable_cores,
 )
+from autoquant.tracking.record import run_tag
+from autoquant.tracking.tracker import MlflowTracker
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/schedstat").exists(), reason="needs Linux's scheduler statistics"
@@ -53,10 +55,20 @@ def test_a_timing_beside_competing_work_is_flagged(mlp_task):
     assert f"({capability} kernels), {usable_cores()} cores, 2 threads, load average 0.5" in text
 
 
-def test_a_search_on_a_busy_machine_says_its_speedups_are_unreliable(mlp_task):
+def test_a_search_on_a_busy_machine_says_its_speedups_are_unreliable(mlp_task, tmp_path):
     said = []
+    tracker = MlflowTracker(f"sqlite:///{tmp_path}/mlflow.db")
     with competing():
-        rec = search(mlp_task, "1pt", "quick", n_trials=2, seed=0, progress=False, log=said.append)
+        rec = search(
+            mlp_task,
+            "1pt",
+            "quick",
+            n_trials=2,
+            seed=0,
+            progress=False,
+            log=said.append,
+            tracker=tracker,
+        )
     # said once, at the first trial timed so, not at every one
     busy = [line for line in said if "Other work competed for the cores" in line]
     assert len(busy) == 1 and busy[0].startswith("warning: trial 0: ")
@@ -67,3 +79,12 @@ def test_a_search_on_a_busy_machine_says_its_speedups_are_unreliable(mlp_task):
     assert any("2 of 2 trials were timed while other work competed" in n for n in rec.notes)
     assert "threads waited" in rec.timing_conditions
     assert rec.summary()["timing_reliable"] is False
+    # and in MLflow: the warning and the conditions on the study's run, a flag on each trial's
+    experiment = tracker.client.get_experiment_by_name(rec.study_name)
+    runs = tracker.client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get(run_tag("role")) == "study")
+    assert parent.data.tags[run_tag("busy")] == rec.timing_warning
+    assert parent.data.tags[run_tag("timing")] == rec.timing_conditions
+    trials = [r for r in runs if r.data.tags.get(run_tag("role")) == "trial"]
+    assert trials and all(r.data.tags[run_tag("busy")] == "true" for r in trials)
+    assert all(r.data.metrics["cpu_wait_share"] > BUSY_WAIT_SHARE for r in trials)
