@@ -1,6 +1,10 @@
 """Save a quantized model as TorchScript (torch.ao) or torch.export ``.pt2`` (torchao, and any
 model deployed compiled), with its state_dict and config JSON, and load it back.
 
+Beside it, ``model.onnx``: the model exported to ONNX where it can be (the float model, the
+ONNX Runtime methods' models, which are ONNX already), with the largest difference between its
+outputs in ONNX Runtime and PyTorch's; where it cannot, ``config.json`` says why.
+
 A model whose speed comes from torch.compile (the torchao methods, ``compile: inductor``) is
 saved with ``model.compile.md``, the compile settings and how to apply them, and ``load``
 compiles it again: a saved file never silently runs at eager speed.
@@ -27,6 +31,7 @@ EXPORTED_FILE = "model.pt2"
 STATE_FILE = "state_dict.pt"
 CONFIG_FILE = "config.json"
 COMPILE_NOTE_FILE = "model.compile.md"
+ONNX_FILE = "model.onnx"
 
 
 def deploys_compiled(config: QuantConfig) -> bool:
@@ -54,6 +59,37 @@ def compile_note(config: QuantConfig) -> str:
         "Dynamo's caches and the next call compiles again: make every call within the same "
         "`patch`, as `autoquant.load` does, so that compilation freezes the weights too.\n"
     )
+
+
+def runs_in_onnx_runtime(config: QuantConfig) -> bool:
+    """Whether ``config``'s models are ONNX models run in ONNX Runtime (the ``ort_*`` methods)."""
+    from autoquant.engine.methods import get_method
+
+    return get_method(config.method).engine == "onnxruntime"
+
+
+def write_onnx(model: QuantizedModel, path: Path, example: Any) -> dict[str, Any]:
+    """Write ``model`` as ONNX to ``path`` where it can be exported; returns what config.json
+    records: the file, the structure that calls it like the PyTorch model and, for a model
+    exported here, the largest output difference from PyTorch on ``example``; or the error."""
+    from autoquant.engine.ort import OrtModule, export_onnx, output_difference
+    from autoquant.errors import UnsupportedError
+
+    onnx_module = model.module
+    exported_here = not isinstance(onnx_module, OrtModule)
+    if exported_here:
+        try:
+            onnx_module = export_onnx(model.module, example)
+        except UnsupportedError as err:
+            return {
+                "error": f"{err}. The ort_* methods quantize in ONNX Runtime instead and give an "
+                "ONNX model."
+            }
+    path.write_bytes(onnx_module.onnx_bytes)
+    info: dict[str, Any] = {"file": path.name, **onnx_module.structure()}
+    if exported_here:
+        info["max_abs_difference"] = output_difference(model, onnx_module, example)
+    return info
 
 
 def is_exported(config: QuantConfig) -> bool:
@@ -91,10 +127,17 @@ def to_torchscript(model: QuantizedModel, example: Any) -> torch.jit.ScriptModul
 
 @quietly
 def save(
-    model: QuantizedModel, out_dir: str | Path, example: Any, extra: dict | None = None
+    model: QuantizedModel,
+    out_dir: str | Path,
+    example: Any,
+    extra: dict | None = None,
+    *,
+    onnx: bool = True,
 ) -> dict[str, Path]:
-    """Write ``model.pt`` (TorchScript; ``model.pt2``, torch.export, for torchao models),
-    ``state_dict.pt`` and ``config.json`` to ``out_dir``.
+    """Write ``model.pt`` (TorchScript; ``model.pt2``, torch.export, for torchao models;
+    ``model.onnx`` for the ONNX Runtime methods), ``state_dict.pt`` and ``config.json`` to
+    ``out_dir``; with ``onnx``, ``model.onnx`` too where the model exports to ONNX (config.json
+    says how close it runs to PyTorch under ``onnx``, or why it cannot be exported).
 
     A model neither format can hold (say, one returning a dataclass, which TorchScript cannot
     trace) is saved without ``model.pt``; ``config.json`` says why under ``model_file_error``.
@@ -105,16 +148,21 @@ def save(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     exported = is_exported(model.config)
+    in_onnx = runs_in_onnx_runtime(model.config)
     paths = {
-        "model": out / (EXPORTED_FILE if exported else MODEL_FILE),
+        "model": out / (ONNX_FILE if in_onnx else EXPORTED_FILE if exported else MODEL_FILE),
         "state_dict": out / STATE_FILE,
         "config": out / CONFIG_FILE,
     }
     info = {"config": model.config.to_dict(), "layer_map": model.layer_map, **(extra or {})}
+    if onnx or in_onnx:  # an ONNX Runtime model's model file is its ONNX model
+        info["onnx"] = write_onnx(model, out / ONNX_FILE, example)
+        if "file" in info["onnx"] and not in_onnx:
+            paths["onnx"] = out / ONNX_FILE
     try:
-        if exported:
+        if exported and not in_onnx:
             torch.export.save(to_exported(model, example), paths["model"])
-        else:
+        elif not in_onnx:
             torch.jit.save(to_torchscript(model, example), str(paths["model"]))
     except Exception as err:  # noqa: BLE001 - the weights and config are still worth saving
         paths.pop("model")
@@ -131,7 +179,7 @@ def save(
 
 
 class LoadedModel(nn.Module):
-    """A model saved by autoquant (TorchScript or torch.export), run on the engine it was
+    """A model saved by autoquant (TorchScript, torch.export or ONNX), run on the engine it was
     quantized for; compiled again, as it was measured, when its config deploys compiled."""
 
     def __init__(self, scripted: nn.Module, config: QuantConfig, compile: bool = True) -> None:
@@ -166,14 +214,23 @@ def load(path: str | Path, compile: bool = True) -> LoadedModel:
             the same settings, on its first call; False runs the saved graph eagerly.
     """
     folder = Path(path)
-    has_model = (folder / MODEL_FILE).is_file() or (folder / EXPORTED_FILE).is_file()
+    files = (MODEL_FILE, EXPORTED_FILE, ONNX_FILE)
+    has_model = any((folder / name).is_file() for name in files)
     if not has_model or not (folder / CONFIG_FILE).is_file():
         raise ConfigError(
             f"{str(folder)!r} is not a saved autoquant model: it must hold {MODEL_FILE} (or "
-            f"{EXPORTED_FILE}) and {CONFIG_FILE} (written by `autoquant search --out` or "
-            f"autoquant.engine.export.save)."
+            f"{EXPORTED_FILE}, or {ONNX_FILE}) and {CONFIG_FILE} (written by `autoquant search "
+            f"--out` or autoquant.engine.export.save)."
         )
-    config = QuantConfig.from_dict(json.loads((folder / CONFIG_FILE).read_text())["config"])
+    info = json.loads((folder / CONFIG_FILE).read_text())
+    config = QuantConfig.from_dict(info["config"])
+    only_onnx = not any((folder / name).is_file() for name in (MODEL_FILE, EXPORTED_FILE))
+    if runs_in_onnx_runtime(config) or only_onnx:
+        from autoquant.engine.ort import OrtModule, require_onnx
+
+        require_onnx()
+        module = OrtModule.from_structure((folder / ONNX_FILE).read_bytes(), info.get("onnx", {}))
+        return LoadedModel(module, config, compile=False)
     if (folder / EXPORTED_FILE).is_file():
         import torchao  # noqa: F401 - registers the torchao operators the graph calls
         # (compiled float models need no torchao, but the import is cheap and harmless)

@@ -8,6 +8,7 @@ size. Its ``features`` are what the prior rules and the learned ranker read.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -123,13 +124,16 @@ def _count_macs(model: nn.Module, example: Any) -> dict[str, int]:
 
 
 @quietly
-def inspect(model: nn.Module, example: Any) -> ModelReport:
+def inspect(model: nn.Module, example: Any, methods: Iterable[str] | None = None) -> ModelReport:
     """Analyse ``model`` on ``example`` (one input batch, batch size 1 is best).
 
     Args:
         model: The float model (not modified).
         example: Model inputs: a tensor, a tuple of positional or a dict of keyword
             arguments.
+        methods: The methods that matter (a search's space); ONNX export, which takes
+            seconds on a large model, is tried only when one of them runs in ONNX Runtime.
+            Default: every registered method.
     """
     example = first_examples(example)
     model = model.eval()
@@ -149,6 +153,11 @@ def inspect(model: nn.Module, example: Any) -> ModelReport:
     ]
     error = fx_trace_error(model)
     export_error = _export_error(model, example)
+    wanted = list(methods) if methods is not None else available_methods()
+    if any(get_method(m).requires == "onnx" for m in wanted):
+        onnx_error = _onnx_error(model, example)
+    else:
+        onnx_error = "not checked: no ONNX Runtime method was asked for"
     modules = dict(model.named_modules())
     last = next(reversed(macs), None)  # the layer whose last call came last
     kinds = {
@@ -158,6 +167,7 @@ def inspect(model: nn.Module, example: Any) -> ModelReport:
         # torchao: PT2E goes through torch.export, not FX; quantize_ replaces Linear weights
         "export": export_error is None and bool(layers),
         "linear": any(isinstance(modules[x.name], nn.Linear) for x in layers),
+        "onnx": onnx_error is None,
     }
     needs = {m: get_method(m).requires for m in available_methods()}
     why = {
@@ -171,6 +181,7 @@ def inspect(model: nn.Module, example: Any) -> ModelReport:
         if export_error
         else "it has no quantizable layer",
         "linear": "it has no Linear layer",
+        "onnx": f"ONNX Runtime cannot run it: {onnx_error}",
     }
     unavailable = {
         name: why[needs[name]]
@@ -235,4 +246,19 @@ def _export_error(model: nn.Module, example: Any) -> str | None:
             export_program(model, concat([example, example]))  # batch 1 would be specialized
     except UnsupportedError as err:
         return str(err).split(": ", 1)[-1]
+    return None
+
+
+def _onnx_error(model: nn.Module, example: Any) -> str | None:
+    """None when the model exports to ONNX and runs in ONNX Runtime; otherwise why not."""
+    from autoquant.engine.ort import export_onnx, missing_reason
+    from autoquant.errors import UnsupportedError
+
+    reason = missing_reason()
+    if reason:
+        return reason
+    try:
+        export_onnx(model, example)
+    except UnsupportedError as err:
+        return str(err)
     return None

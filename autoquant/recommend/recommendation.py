@@ -215,8 +215,14 @@ def _describe(config: QuantConfig) -> str:
         if config.compile == "inductor":
             return "the float model compiled with Inductor (weights frozen), no quantization"
         return "the float model (no quantization)"
-    text = f"{config.method} on {config.backend}"
-    if config.method in ("static_int8", "qat_int8"):
+    method = get_method(config.method)
+    if "backend" in method.uses:
+        text = f"{config.method} on {config.backend}"
+    elif method.engine == "onnxruntime":
+        text = f"{config.method} in ONNX Runtime"
+    else:
+        text = config.method
+    if config.method in ("static_int8", "qat_int8", "ort_static_int8"):
         text += (
             f" with a {config.activation_observer} activation observer, "
             f"{config.weight_observer.replace('_', ' ')} weights ({config.qscheme})"

@@ -118,7 +118,7 @@ class Objective:
         batches = list(task.validation_data)
         self.subset = batches[: max(1, len(batches) // 4)]
         self.example = example_batch(task.validation_data, self.scenario.batch_size, task)
-        self.report = inspect(task.model, first_examples(self.example))
+        self.report = inspect(task.model, first_examples(self.example), space.methods)
         # What the user should know about how the search ran on this model and data: the
         # methods left out first (_capturable), then the metric, then calibration (prepare).
         self.notes: list[str] = []

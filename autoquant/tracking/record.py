@@ -69,6 +69,9 @@ RUN_TAGS = {
     "explanation": "why it was recommended (parent)",
     "model_uri": "where the recommended model was logged (parent)",
     "model_not_logged": "why the recommended model could not be logged as a model (parent)",
+    "onnx_model_uri": "where the recommended model's ONNX export was logged, MLflow's onnx "
+    "flavor, beside a PyTorch model (parent)",
+    "onnx_model_not_logged": "why the ONNX export could not be logged (parent)",
     "resolution": "the warning when the budget is finer than the validation data resolves (parent)",
     "timing": "the conditions the final round was timed under: CPU, kernels, cores, threads, "
     "load, waiting for a core (parent)",

@@ -287,9 +287,11 @@ class MlflowTracker:
         run and end it. Returns the logged model's URI ("" when MLflow cannot hold the model:
         the run's tag ``autoquant.model_not_logged`` says why)."""
         from autoquant.engine.export import (
+            ONNX_FILE,
             compile_note,
             deploys_compiled,
             is_exported,
+            runs_in_onnx_runtime,
             save,
             to_torchscript,
         )
@@ -337,8 +339,24 @@ class MlflowTracker:
             plots_dir = self.out_dir or Path(tmp) / "plots"
             for path in save_plots(rec, plots_dir):
                 self.client.log_artifact(run_id, str(path), "plots")
+            onnx_file = Path(tmp) / ONNX_FILE
+            onnx_bytes = onnx_file.read_bytes() if onnx_file.is_file() else None
+            saved = json.loads((Path(tmp) / "config.json").read_text())
+        in_onnx = runs_in_onnx_runtime(rec.config)
+        if onnx_bytes is None:  # no ONNX form (torch.ao's quantized modules), or no onnx
+            why = saved.get("onnx", {}).get("error", "no model.onnx was written")
+            self.client.set_tag(run_id, run_tag("onnx_model_not_logged"), why[:5000])
+        elif not in_onnx:  # beside the PyTorch model
+            try:
+                uri = self._log_onnx(run_id, onnx_bytes, "onnx_model", register=False)
+                self.client.set_tag(run_id, run_tag("onnx_model_uri"), uri)
+            except Exception as err:  # noqa: BLE001 - the PyTorch model is still logged
+                reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
+                self.client.set_tag(run_id, run_tag("onnx_model_not_logged"), reason)
         try:
-            if is_exported(rec.config):
+            if in_onnx:
+                model_uri = self._log_onnx(run_id, onnx_bytes, "model", register=True)
+            elif is_exported(rec.config):
                 model_uri = self._log_exported(run_id, rec.model.module, example)
             else:
                 model_uri = self._log_model(run_id, to_torchscript(rec.model, example), example)
@@ -369,6 +387,26 @@ class MlflowTracker:
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
                 input_example=_numpy_example(example),
                 registered_model_name=self.register,
+            )
+        return info.model_uri
+
+    def _log_onnx(self, run_id: str, onnx_bytes: bytes, name: str, *, register: bool) -> str:
+        # MLflow's onnx flavor: mlflow.onnx.load_model gives the ModelProto back, and
+        # mlflow.pyfunc runs it in ONNX Runtime on the CPU.
+        import mlflow.onnx
+        import onnx
+        import onnxruntime
+
+        with _fluent_tracking_uri(self.uri), mlflow.start_run(run_id=run_id):
+            info = mlflow.onnx.log_model(
+                onnx.load_from_string(onnx_bytes),
+                name=name,
+                pip_requirements=[
+                    f"onnx=={onnx.__version__}",
+                    f"onnxruntime=={onnxruntime.__version__}",
+                ],
+                onnx_execution_providers=["CPUExecutionProvider"],
+                registered_model_name=self.register if register else None,
             )
         return info.model_uri
 

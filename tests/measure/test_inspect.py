@@ -25,6 +25,9 @@ def test_traceable_conv_model(cnn_task):
         "torchao_dynamic_int8",
         "torchao_weight_only_int8",
         "torchao_int4_weight_only",
+        "ort_fp32",  # it exports to ONNX and runs in ONNX Runtime
+        "ort_dynamic_int8",
+        "ort_static_int8",
     }
     assert report.methods["dynamic_fp16"] == ["x86", "fbgemm"]
     assert report.methods["pt2e_static_int8"] == ["x86", "qnnpack"]

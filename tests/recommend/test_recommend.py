@@ -32,8 +32,10 @@ def test_save_writes_the_model_report_plots_and_config(mlp_task, tmp_path):
     with torch.no_grad():
         assert torch.equal(load(tmp_path / "out")(x), rec.model(x))
     assert rec.summary()["label"] == rec.config.label()
+    assert rec.config.method == "fp32"  # which exports to ONNX: model.onnx beside it
     assert set(rec.save(tmp_path / "bare", plots=False)) == {
         "model",
+        "onnx",
         "state_dict",
         "config",
         "report",

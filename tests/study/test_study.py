@@ -299,3 +299,21 @@ def test_confidence_mode_rejects_a_drop_the_data_cannot_vouch_for(mlp_task):
         if record.feasible:
             assert record.metrics.drop_upper <= 0.5
     assert "upper 90 % bound, which confidence mode judges" in sure.explanation
+
+
+def test_onnx_runtime_trials_run_inside_a_real_search(transformer_task):
+    pytest.importorskip("onnxruntime")
+    space = parse_space(
+        "methods: [ort_fp32, ort_dynamic_int8, ort_static_int8]\nbackends: [x86]\n"
+        "activation_observers: [minmax, histogram]\ncalibration_batches: [2]\n",
+        name="onnx-runtime",
+    )
+    rec = search(transformer_task, "1pt", space, n_trials=8, seed=0, **quiet())
+    measured = {r.config.method: r for r in rec.records if r.metrics}
+    assert set(measured) == {"ort_fp32", "ort_dynamic_int8", "ort_static_int8"}
+    # timed in the session against eager float, sized by the ONNX file
+    assert all(r.metrics.speedup > 0 for r in measured.values())
+    assert measured["ort_fp32"].metrics.size_ratio == pytest.approx(1.0, abs=0.05)
+    assert measured["ort_dynamic_int8"].metrics.size_ratio < 0.6
+    assert rec.config.method.startswith("ort_") or rec.config.method == "fp32"
+    assert rec.feasible and rec.metrics.drop_points <= 1.0

@@ -217,6 +217,25 @@ def test_logged_model_loads_in_a_fresh_process_with_identical_outputs(tracked_st
     assert torch.equal(torch.load(tmp_path / "y.pt", weights_only=True), expected)
 
 
+def test_the_onnx_export_is_logged_beside_the_model_and_loads_back(tracked_study):
+    pytest.importorskip("onnxruntime")
+    import mlflow.onnx
+    import onnxruntime
+
+    rec, _, runs, uri, _ = tracked_study
+    parent = next(r for r in runs if r.data.tags.get(run_tag("role")) == "study")
+    assert rec.config.method == "fp32"  # the float model exports to ONNX
+    mlflow.set_tracking_uri(uri)
+    proto = mlflow.onnx.load_model(parent.data.tags[run_tag("onnx_model_uri")])
+    session = onnxruntime.InferenceSession(
+        proto.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    x = digits_task("mlp").test_data[0][0]
+    (y,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        assert torch.allclose(torch.from_numpy(y), rec.model(x), atol=1e-4)
+
+
 def test_parallel_trials_attach_to_their_parent(tmp_path, cnn_task):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     search(

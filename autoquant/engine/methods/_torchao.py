@@ -42,7 +42,9 @@ def require_torchao():
     return torchao
 
 
-def export_program(model: nn.Module, example) -> torch.export.ExportedProgram:
+def export_program(
+    model: nn.Module, example, needed_by: str = "the torchao engine"
+) -> torch.export.ExportedProgram:
     """``torch.export`` of ``model`` on the model inputs ``example`` (a tensor, positional or
     keyword arguments) with a dynamic batch dimension on every input tensor, so the exported
     graph runs on any batch size. Non-strict: strict export clears Dynamo's caches, so every
@@ -68,7 +70,7 @@ def export_program(model: nn.Module, example) -> torch.export.ExportedProgram:
         return torch.export.export(model, args, kwargs=kwargs, dynamic_shapes=shapes, strict=False)
     except Exception as err:  # noqa: BLE001 - any export failure means "this engine cannot"
         raise UnsupportedError(
-            f"torch.export cannot capture this model, which the torchao engine needs: "
+            f"torch.export cannot capture this model, which {needed_by} needs: "
             f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
         ) from None
 

@@ -1,0 +1,74 @@
+"""The ONNX Runtime methods on real digits models: int8 in the session, the layers chosen,
+and the space without onnxruntime installed."""
+
+import sys
+
+import pytest
+import torch
+
+from autoquant import QuantConfig, UnsupportedError
+from autoquant.engine.ort import OrtModule, missing_reason, output_difference
+from autoquant.measure import score_and_answers, serialized_size
+from autoquant.measure.inspect import inspect
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+
+def inputs_of(task, batches=2):
+    return torch.cat([x for x, _ in task.validation_data[:batches]])
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "observer"),
+    [
+        ("transformer_task", "ort_dynamic_int8", "minmax"),
+        ("mlp_task", "ort_dynamic_int8", "minmax"),  # Linear on 2-D inputs: Gemm nodes
+        ("cnn_task", "ort_static_int8", "histogram"),
+        ("mlp_task", "ort_static_int8", "minmax"),
+    ],
+)
+def test_int8_in_onnx_runtime_quantizes_the_chosen_layers_and_keeps_accuracy(
+    name, method, observer, request
+):
+    task = request.getfixturevalue(name)
+    config = QuantConfig(method=method, activation_observer=observer, calibration_batches=4)
+    quantized = task.build(config)
+    assert isinstance(quantized.module, OrtModule)
+    assert quantized.quantized_layers == list(quantized.layer_map)  # every layer
+    x = inputs_of(task)
+    difference = output_difference(task.model, quantized, x)
+    assert 0 < difference  # int8 kernels ran: the outputs moved
+    float_score, _ = score_and_answers(task.model, task.validation_data, task)
+    score, _ = score_and_answers(quantized, task.validation_data, task)
+    assert score > float_score - 0.03
+    # the ONNX model with int8 weights is smaller than the float one
+    assert serialized_size(quantized) < 0.6 * serialized_size(task.model)
+
+
+def test_layers_kept_in_float_stay_float_in_the_onnx_graph(transformer_task):
+    config = QuantConfig(method="ort_dynamic_int8", keep_float=("encoder.0.*", "fc"))
+    quantized = transformer_task.build(config)
+    kept = [n for n in quantized.layer_map if n.startswith("encoder.0.") or n == "fc"]
+    assert len(kept) == 7 and set(kept) == set(quantized.float_layers)
+    assert len(quantized.quantized_layers) == 14 - 7
+    every = transformer_task.build(QuantConfig(method="ort_dynamic_int8"))
+
+    def int8_products(model):
+        graph = onnx.load_from_string(model.module.onnx_bytes).graph
+        return sum(node.op_type == "MatMulInteger" for node in graph.node)
+
+    # the graph ONNX Runtime runs holds exactly the chosen layers in int8
+    assert (int8_products(quantized), int8_products(every)) == (7, 14)
+    assert serialized_size(quantized) > serialized_size(every)
+
+
+def test_without_onnxruntime_the_methods_are_left_out_with_what_to_install(mlp_task, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    assert "pip install 'autoquant[onnx]'" in missing_reason()
+    report = inspect(mlp_task.model, inputs_of(mlp_task, 1)[:1])
+    for method in ("ort_fp32", "ort_dynamic_int8", "ort_static_int8"):
+        assert "autoquant[onnx]" in report.unavailable[method]
+    assert "dynamic_int8" in report.methods  # nothing else changes
+    with pytest.raises(UnsupportedError, match=r"autoquant\[onnx\]"):
+        mlp_task.build(QuantConfig(method="ort_fp32"))
