@@ -27,6 +27,7 @@ from autoquant.engine.data import (
     map_tensors,
     shape_signature,
 )
+from autoquant.engine.methods import get_method
 from autoquant.engine.quantized import QuantizedModel
 from autoquant.errors import DataError
 from autoquant.measure.machine import watching
@@ -102,7 +103,13 @@ def measure_latency(
     example = map_tensors(example, canonical)  # the strides compiled models were compiled for
     # Time the bare quantized module with its engine set once, as it would be deployed; the
     # QuantizedModel wrapper's per-call engine switch would otherwise be counted against it.
-    backends = {m.config.backend for m in models.values() if isinstance(m, QuantizedModel)}
+    # (Only the methods that run on torch's quantized engine: an ONNX Runtime or torchao
+    # model's backend field is a default that must not switch a torch.ao model's engine off.)
+    backends = {
+        m.config.backend
+        for m in models.values()
+        if isinstance(m, QuantizedModel) and "backend" in get_method(m.config.method).uses
+    }
     # (Compiled when the model is deployed compiled: ``deployed``.)
     models = {n: m.deployed if isinstance(m, QuantizedModel) else m for n, m in models.items()}
     engine = quantized_engine(backends.pop()) if len(backends) == 1 else contextlib.nullcontext()

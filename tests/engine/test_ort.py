@@ -74,7 +74,7 @@ def test_keyword_inputs_and_dict_outputs_keep_their_structure():
 
 @pytest.mark.parametrize(
     ("method", "onnx_is_the_model"),
-    [("fp32", False), ("dynamic_fp16", False), ("ort_dynamic_int8", True)],
+    [("fp32", False), ("dynamic_fp16", False), ("ort_fp16", True), ("ort_dynamic_int8", True)],
 )
 def test_save_writes_model_onnx_or_says_why_and_loads_it_back(
     method, onnx_is_the_model, transformer_task, tmp_path

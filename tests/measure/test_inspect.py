@@ -26,6 +26,7 @@ def test_traceable_conv_model(cnn_task):
         "torchao_weight_only_int8",
         "torchao_int4_weight_only",
         "ort_fp32",  # it exports to ONNX and runs in ONNX Runtime
+        "ort_fp16",
         "ort_dynamic_int8",
         "ort_static_int8",
     }

@@ -189,11 +189,15 @@ class OrtMethod(Method):
                     f"ONNX Runtime could not quantize this model as {config.label()}: "
                     f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
                 ) from None
-        done = quantized_nodes(result, nodes) if result is not proto else set()
+        done = self.converted(result, nodes) if result is not proto else set()
         strip_metadata(result)
         module = OrtModule(result.SerializeToString(), exported.output_spec, exported.input_order)
         module.layer_modes = {nodes[n]: self.quantized_as for n in done}
         return module
+
+    def converted(self, result, nodes: dict[str, str]) -> set[str]:
+        """Which of ``nodes`` the method turned into ``quantized_as`` in ``result``."""
+        return quantized_nodes(result, nodes)
 
     def layer_modes(self, quantized: nn.Module) -> dict[str, tuple[str, str]] | None:
         return getattr(quantized, "layer_modes", {})

