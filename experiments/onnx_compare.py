@@ -29,8 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments.pret
 
 import autoquant  # noqa: E402
 from autoquant import Budget, search  # noqa: E402
-from autoquant.engine.methods._ort import strip_metadata  # noqa: E402
-from autoquant.engine.ort import OrtModule, export_onnx  # noqa: E402
+from autoquant.engine.ort import OrtModule, export_onnx, strip_metadata  # noqa: E402
 from autoquant.measure import (  # noqa: E402
     SCENARIOS,
     example_batch,

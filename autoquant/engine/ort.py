@@ -58,13 +58,23 @@ def _array(tensor: torch.Tensor):
     return tensor.detach().cpu().contiguous().numpy()
 
 
-def export_onnx(model: nn.Module, example: Any) -> OrtModule:
+def strip_metadata(proto) -> None:
+    """Drop what the exporter notes on each node (module scopes, stack traces): a deployed
+    model does not need them, and on a small model they weigh more than its int8 weights."""
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+
+
+def export_onnx(model: nn.Module, example: Any, *, keep_scopes: bool = False) -> OrtModule:
     """Export ``model`` to ONNX with torch.export's graph and a dynamic batch dimension, and
     check it with the ONNX checker.
 
     Args:
         model: A float model in eval mode.
         example: One model input (a tensor, positional or keyword arguments).
+        keep_scopes: Keep the exporter's notes on each node (its module scopes, which map the
+            ONNX nodes to the layers); dropped by default.
 
     Returns:
         The ONNX model in an OrtModule, called like ``model``.
@@ -91,6 +101,8 @@ def export_onnx(model: nn.Module, example: Any) -> OrtModule:
                 )
             proto = onnx_program.model_proto
             onnx.checker.check_model(proto, full_check=True)
+            if not keep_scopes:
+                strip_metadata(proto)
         except Exception as err:  # noqa: BLE001 - any exporter or checker failure: say which
             raise UnsupportedError(
                 f"torch.onnx.export cannot export this model: {type(err).__name__}: "

@@ -4,6 +4,7 @@ explained in plain words."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -142,12 +143,26 @@ class Recommendation:
         kept = ("explanation", "metrics", "test_metrics", "feasible", "budget", "study")
         paths = save(self.model, out, self.example, extra={k: summary[k] for k in kept})
         paths["report"] = out / "report.md"
-        paths["report"].write_text(recommendation_markdown(self, finalist_rows(self)))
+        onnx = json.loads(paths["config"].read_text()).get("onnx", {})
+        paths["report"].write_text(
+            recommendation_markdown(self, finalist_rows(self)) + onnx_note(onnx)
+        )
         if plots:
             from autoquant.report.plots import save_plots
 
             paths.update({path.stem: path for path in save_plots(self, out)})
         return paths
+
+
+def onnx_note(onnx: dict) -> str:
+    """The report's line on ``model.onnx``: written (and how close to PyTorch), or why not."""
+    if "file" in onnx:
+        close = onnx.get("max_abs_difference")
+        how = f" (largest output difference from PyTorch: {close:.3g})" if close is not None else ""
+        return f"\nONNX: `{onnx['file']}`{how}, runs in ONNX Runtime.\n"
+    if "error" in onnx:
+        return f"\nONNX: no model.onnx: {onnx['error']}\n"
+    return ""
 
 
 def pareto_front(records: list[TrialRecord], budget: Budget) -> list[TrialRecord]:

@@ -219,3 +219,19 @@ def test_candidates_are_timed_on_validation_inputs_whatever_data_they_are_scored
     expected = example_batch(cnn_task.validation_data, 4, cnn_task)
     assert torch.equal(on_test.example, expected)
     assert on_test.data is cnn_task.test_data
+
+
+def test_a_torch_ao_model_keeps_its_engine_when_timed_beside_an_onnx_model(mlp_task, monkeypatch):
+    # the ort_* config's backend field is an unused default ('x86'): it must not count as a
+    # second engine, which would leave the torch.ao model on whatever engine was set
+    pytest.importorskip("onnxruntime")
+    import autoquant.measure.latency as latency
+
+    used = []
+    original = latency.quantized_engine
+    monkeypatch.setattr(latency, "quantized_engine", lambda b: used.append(b) or original(b))
+    fbgemm = mlp_task.build(QuantConfig(method="dynamic_int8", backend="fbgemm"))
+    in_onnx = mlp_task.build(QuantConfig(method="ort_fp32"))
+    x = mlp_task.validation_data[0][0]
+    latency.measure_latency({"a": fbgemm, "b": in_onnx}, x, 1, budget_s=0.05, min_rounds=3)
+    assert used == ["fbgemm"]

@@ -33,6 +33,7 @@ def test_save_writes_the_model_report_plots_and_config(mlp_task, tmp_path):
         assert torch.equal(load(tmp_path / "out")(x), rec.model(x))
     assert rec.summary()["label"] == rec.config.label()
     assert rec.config.method == "fp32"  # which exports to ONNX: model.onnx beside it
+    assert "ONNX: `model.onnx` (largest output difference" in paths["report"].read_text()
     assert set(rec.save(tmp_path / "bare", plots=False)) == {
         "model",
         "onnx",

@@ -8,15 +8,17 @@ measured in the ONNX Runtime session it deploys in (``autoquant.engine.ort.OrtMo
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
 from torch import nn
 
 from autoquant.engine.methods.base import Method
-from autoquant.engine.ort import OrtModule, export_onnx
+from autoquant.engine.ort import OrtModule, export_onnx, strip_metadata
 from autoquant.errors import UnsupportedError
 
 #: Every ONNX Runtime method registers with this engine name (the capability table shows it).
@@ -68,14 +70,6 @@ def quantized_nodes(proto, nodes: dict[str, str]) -> set[str]:
     return result
 
 
-def strip_metadata(proto) -> None:
-    """Drop what the exporter notes on each node (module scopes, stack traces): the layers are
-    found by then, and on a small model the notes weigh more than the int8 weights."""
-    for node in proto.graph.node:
-        del node.metadata_props[:]
-        node.doc_string = ""
-
-
 def gemm_as_matmul(proto, names: set[str]):
     """A copy of ``proto`` where the Gemm nodes named in ``names`` (a Linear on 2-D inputs) are
     MatMul + Add, which ONNX Runtime's dynamic quantization takes; the MatMul keeps the name."""
@@ -123,6 +117,20 @@ def gemm_as_matmul(proto, names: set[str]):
     return result
 
 
+@contextlib.contextmanager
+def _quiet_root_log() -> Iterator[None]:
+    """ONNX Runtime's quantizer warns on the root logger that the graph was not pre-processed
+    (ONNX Runtime's own optimizations, skipped on purpose: they rename the nodes that map the
+    layers). Held back while it runs; the root logger's level is restored after."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
 class OrtMethod(Method):
     """An ONNX Runtime method: export the float model, let ``transform`` rewrite the ONNX graph
     (quantize it), run the result in an ONNX Runtime session."""
@@ -161,7 +169,7 @@ class OrtMethod(Method):
     def quantize(self, model, config, *, layers, calibration_inputs, **_):
         import onnx
 
-        exported = export_onnx(model, calibration_inputs[0])
+        exported = export_onnx(model, calibration_inputs[0], keep_scopes=True)
         proto = onnx.load_from_string(exported.onnx_bytes)
         nodes = layer_nodes(proto, layers)
         if self.quantized_as[0] != "float" and not nodes:
@@ -172,7 +180,7 @@ class OrtMethod(Method):
         float_nodes = [n.name for n in proto.graph.node if n.op_type in LAYER_OPS]
         float_nodes = [n for n in float_nodes if n not in nodes]
         feeds = [exported.feed(x) for x in calibration_inputs]
-        with tempfile.TemporaryDirectory(prefix="autoquant-ort-") as folder:
+        with tempfile.TemporaryDirectory(prefix="autoquant-ort-") as folder, _quiet_root_log():
             try:
                 result = self.transform(
                     proto,

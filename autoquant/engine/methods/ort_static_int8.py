@@ -1,6 +1,9 @@
 """ort_static_int8: ONNX Runtime's quantize_static in QDQ format: int8 weights and activations,
 activation ranges calibrated on the task's calibration batches."""
 
+import contextlib
+import io
+
 from autoquant.engine.methods import register_method
 from autoquant.engine.methods._ort import OrtMethod, feed_reader
 
@@ -67,22 +70,21 @@ class OrtStaticInt8(OrtMethod):
 
         method, options = CALIBRATION[config.activation_observer]
         out = folder / "quantized.onnx"
-        quantize_static(
-            proto,
-            out,
-            feed_reader(calibration_feeds),
-            quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=STATIC_OPS,
-            nodes_to_exclude=float_nodes,
-            per_channel=config.weight_observer == "per_channel_minmax",
-            reduce_range=config.reduce_range,
-            # unsigned activations, signed weights: the pairing ONNX Runtime's x86 kernels take
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=getattr(CalibrationMethod, method),
-            extra_options={
-                "ActivationSymmetric": config.qscheme == "symmetric",
-                **options,
-            },
-        )
+        # the Entropy calibrator prints its progress to stdout: kept out of the user's output
+        with contextlib.redirect_stdout(io.StringIO()):
+            quantize_static(
+                proto,
+                out,
+                feed_reader(calibration_feeds),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=STATIC_OPS,
+                nodes_to_exclude=float_nodes,
+                per_channel=config.weight_observer == "per_channel_minmax",
+                reduce_range=config.reduce_range,
+                # unsigned activations, signed weights: the pairing ONNX Runtime's x86 kernels take
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=getattr(CalibrationMethod, method),
+                extra_options={"ActivationSymmetric": config.qscheme == "symmetric", **options},
+            )
         return onnx.load(out)
