@@ -72,24 +72,22 @@ def write_onnx(model: QuantizedModel, path: Path, example: Any) -> dict[str, Any
     """Write ``model`` as ONNX to ``path`` where it can be exported; returns what config.json
     records: the file, the structure that calls it like the PyTorch model and, for a model
     exported here, the largest output difference from PyTorch on ``example``; or the error."""
-    from autoquant.engine.ort import OrtModule, export_onnx, output_difference
-    from autoquant.errors import UnsupportedError
+    from autoquant.engine.ort import OrtModule, export_onnx, missing_reason, output_difference
 
     onnx_module = model.module
     exported_here = not isinstance(onnx_module, OrtModule)
+    info: dict[str, Any] = {}
     if exported_here:
-        try:
+        try:  # export, check, and run it in ONNX Runtime beside PyTorch
             onnx_module = export_onnx(model.module, example)
-        except UnsupportedError as err:
-            return {
-                "error": f"{err}. The ort_* methods quantize in ONNX Runtime instead and give an "
-                "ONNX model."
-            }
+            info["max_abs_difference"] = output_difference(model, onnx_module, example)
+        except Exception as err:  # noqa: BLE001 - the PyTorch model is still saved
+            reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:400]}"
+            if not missing_reason():
+                reason += ". The ort_* methods quantize in ONNX Runtime and give an ONNX model."
+            return {"error": reason}
     path.write_bytes(onnx_module.onnx_bytes)
-    info: dict[str, Any] = {"file": path.name, **onnx_module.structure()}
-    if exported_here:
-        info["max_abs_difference"] = output_difference(model, onnx_module, example)
-    return info
+    return {"file": path.name, **onnx_module.structure(), **info}
 
 
 def is_exported(config: QuantConfig) -> bool:

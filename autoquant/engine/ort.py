@@ -19,7 +19,7 @@ from torch.utils import _pytree as pytree
 from autoquant.engine.data import as_args, batch_length, concat
 from autoquant.errors import UnsupportedError
 
-#: The opset the exporter writes (ONNX Runtime 1.32 runs up to opset 23).
+#: The ONNX opset written; ONNX Runtime's quantizers and CPU kernels (1.32, tested) take it.
 OPSET = 18
 
 #: What to install for the ONNX methods and the model.onnx file.
@@ -33,7 +33,7 @@ def missing_reason() -> str | None:
         import onnxruntime  # noqa: F401
         import onnxscript  # noqa: F401 - the exporter of torch.onnx.export(dynamo=True)
     except ImportError as err:
-        return f"onnx and onnxruntime are not installed ({err}); {INSTALL_HINT}"
+        return f"the ONNX packages are not all installed ({err}); {INSTALL_HINT}"
     return None
 
 
@@ -124,7 +124,7 @@ def session_options(threads: int):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3  # errors only: warnings reach the user as exceptions anyway
+    options.log_severity_level = 3  # errors only: its graph warnings ask nothing of the user
     return options
 
 
@@ -190,11 +190,11 @@ class OrtModule(nn.Module):
     def _feed(self, args: tuple, kwargs: dict) -> dict[str, Any]:
         names = [i.name for i in self.session().get_inputs()]
         named = all(isinstance(v, torch.Tensor) for v in kwargs.values())
-        if kwargs and named and set(kwargs) <= set(names):
+        positional = _tensor_leaves(args, {}, ())
+        rest = [n for n in names if n not in kwargs]
+        if kwargs and named and set(kwargs) <= set(names) and len(positional) == len(rest):
             # the exporter names an input after its keyword: feed by name, any order
-            rest = [n for n in names if n not in kwargs]
-            feed = dict(zip(rest, _tensor_leaves(args, {}, ()), strict=True))
-            feed.update(kwargs)
+            feed = {**dict(zip(rest, positional, strict=True)), **kwargs}
             return {name: _array(feed[name]) for name in names}
         tensors = _tensor_leaves(args, kwargs, self.input_order)
         if len(tensors) != len(names):

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from autoquant import QuantConfig, load
+from autoquant import QuantConfig, UnsupportedError, load
 from autoquant.engine.export import save
 from autoquant.engine.ort import export_onnx, output_difference
 from autoquant.measure import score_and_answers, serialized_size
@@ -70,6 +70,8 @@ def test_keyword_inputs_and_dict_outputs_keep_their_structure():
     out = exported(attention_mask=mask, input_ids=ids)
     assert set(out) == {"hidden", "pooled"}
     assert torch.allclose(out["pooled"], model(ids, mask)["pooled"], atol=1e-5)
+    with pytest.raises(UnsupportedError, match=r"takes 2 input tensor\(s\)"):
+        exported(input_ids=ids)  # an input left out: said, with the names it takes
 
 
 @pytest.mark.parametrize(
