@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.stats import binomtest
 
 from autoquant.measure.scoring import predict
 from autoquant.measure.uncertainty import (
@@ -17,9 +18,11 @@ from autoquant.measure.uncertainty import (
 from autoquant.tasks.metrics import METRICS, Metric, f1_macro
 
 
-def test_mcnemar_matches_the_exact_binomial_by_hand():
+def test_mcnemar_matches_the_exact_binomial_by_hand_and_scipy():
     # 9 answers lost, 2 gained: p = 2 * P(X <= 2), X ~ Binomial(11, 1/2) = 2 * 67 / 2048
     assert mcnemar_exact(9, 2) == pytest.approx(2 * (1 + 11 + 55) / 2**11)
+    # and as scipy computes it: the exact two-sided binomial test on the 11 changed answers
+    assert mcnemar_exact(9, 2) == pytest.approx(binomtest(2, 11, 0.5).pvalue)
     assert mcnemar_exact(2, 9) == pytest.approx(mcnemar_exact(9, 2))
     assert mcnemar_exact(0, 0) == 1.0
 
