@@ -158,7 +158,10 @@ class OrtModule(nn.Module):
         self.output_spec = output_spec
         self.input_order = tuple(input_order)
         self._sessions: dict[int, Any] = {}
-        outputs = len(self.session(1).get_outputs())
+        session = self.session(1)
+        # kept, so that feeding (calibration) needs no session for other thread counts
+        self._input_names = [i.name for i in session.get_inputs()]
+        outputs = len(session.get_outputs())
         if output_spec is not None and outputs != output_spec.num_leaves:
             raise UnsupportedError(
                 f"The ONNX model has {outputs} output(s) where the PyTorch model returns "
@@ -188,7 +191,7 @@ class OrtModule(nn.Module):
         return self._feed(args, kwargs)
 
     def _feed(self, args: tuple, kwargs: dict) -> dict[str, Any]:
-        names = [i.name for i in self.session().get_inputs()]
+        names = self._input_names
         named = all(isinstance(v, torch.Tensor) for v in kwargs.values())
         positional = _tensor_leaves(args, {}, ())
         rest = [n for n in names if n not in kwargs]
