@@ -29,15 +29,21 @@ pytestmark = pytest.mark.skipif(
 def competing():
     """Two spinning processes per usable core: work that competes for every core."""
     spinners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        subprocess.Popen(
+            [sys.executable, "-c", "print('spinning', flush=True)\nwhile True: pass"],
+            stdout=subprocess.PIPE,
+        )
         for _ in range(2 * usable_cores())
     ]
+    for spinner in spinners:  # started, not still loading Python, before anything is timed
+        spinner.stdout.readline()
     try:
         yield
     finally:
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
+            spinner.stdout.close()
 
 
 def test_a_timing_beside_competing_work_is_flagged(mlp_task):
