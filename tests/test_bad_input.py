@@ -131,7 +131,9 @@ def test_calibration_set_smaller_than_the_space_asks_is_used_and_noted(cnn_task)
     said = []
     rec = search(short, "1pt", space, n_trials=2, progress=False, log=said.append)
     note = "The space asks for 8 calibration batches and the data has 3: the observers saw all 3."
-    assert rec.notes == [note] and f"warning: {note}" in said
+    # (a busy machine adds its own note, which this test does not judge)
+    notes = [n for n in rec.notes if "competed for the cores" not in n]
+    assert notes == [note] and f"warning: {note}" in said
     assert rec.records[0].state == "complete"  # calibrated on the 3 batches there are
     assert f"- {note}" in recommendation_markdown(rec, [])
 

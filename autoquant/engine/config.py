@@ -13,7 +13,12 @@ from typing import Any
 
 from autoquant._validation import check_bool, check_choice, check_float, check_int
 from autoquant.engine.backends import BACKENDS
-from autoquant.engine.observers import ACTIVATION_OBSERVERS, QSCHEMES, WEIGHT_OBSERVERS
+from autoquant.engine.observers import (
+    ACTIVATION_OBSERVERS,
+    INT8_DTYPES,
+    QSCHEMES,
+    WEIGHT_OBSERVERS,
+)
 from autoquant.errors import ConfigError
 
 #: Bumped whenever a field changes meaning; ``from_dict`` refuses configs from the future.
@@ -32,10 +37,15 @@ class QuantConfig:
     Attributes:
         method: A registered method name (``autoquant.engine.methods.available_methods()``).
         backend: Quantized engine: ``x86``, ``fbgemm``, ``qnnpack`` or ``onednn``.
-        activation_observer: ``minmax``, ``moving_average_minmax`` or ``histogram``.
+        activation_observer: ``minmax``, ``moving_average_minmax``, ``histogram`` or
+            ``percentile``.
         weight_observer: ``minmax`` (one range per tensor) or ``per_channel_minmax``.
         qscheme: ``affine`` or ``symmetric`` quantization ranges.
         reduce_range: Use 7 of the 8 activation bits (avoids overflow on x86 without VNNI).
+        activation_dtype: ``quint8`` or ``qint8``: the int8 type of quantized activations
+            (ONNX Runtime's static int8; torch's kernels take ``quint8``).
+        weight_dtype: ``qint8`` or ``quint8``: the int8 type of quantized weights (ONNX
+            Runtime's int8 methods; torch's kernels take ``qint8``).
         keep_float: Shell-style patterns (fnmatch) over module names of layers left in float.
         calibration_batches: Number of calibration batches fed through the observers.
         qat_epochs: Epochs of fake-quant fine-tuning (``qat_int8`` only).
@@ -53,6 +63,8 @@ class QuantConfig:
     weight_observer: str = "per_channel_minmax"
     qscheme: str = "affine"
     reduce_range: bool = True
+    activation_dtype: str = "quint8"
+    weight_dtype: str = "qint8"
     keep_float: tuple[str, ...] = ()
     calibration_batches: int = 8
     qat_epochs: int = 1
@@ -71,6 +83,8 @@ class QuantConfig:
         check_choice(_OWNER, "weight_observer", self.weight_observer, WEIGHT_OBSERVERS)
         check_choice(_OWNER, "qscheme", self.qscheme, QSCHEMES)
         check_bool(_OWNER, "reduce_range", self.reduce_range)
+        check_choice(_OWNER, "activation_dtype", self.activation_dtype, INT8_DTYPES)
+        check_choice(_OWNER, "weight_dtype", self.weight_dtype, INT8_DTYPES)
         if not isinstance(self.keep_float, tuple) or not all(
             isinstance(p, str) and p for p in self.keep_float
         ):
@@ -158,6 +172,8 @@ class QuantConfig:
             ("weight_observer", "per-tensor"),
             ("qscheme", self.qscheme),
             ("reduce_range", "full-range"),
+            ("activation_dtype", f"act:{self.activation_dtype}"),
+            ("weight_dtype", f"weight:{self.weight_dtype}"),
             ("qat_epochs", f"{self.qat_epochs}ep"),
         ]:
             if field in used and getattr(self, field) != getattr(default, field):

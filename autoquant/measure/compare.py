@@ -4,7 +4,8 @@ Every caller measures through it: a trial, the prior rules' quick estimates, the
 the recommendation's final round on held-out data and the benchmark's sweep. The float side
 (``FloatReference``) is measured once per data set and scenario and shared by every candidate;
 candidates measured together are timed in one interleaved run, so the figures they are
-compared on share the same machine state.
+compared on share the same machine state. A candidate that runs in ONNX Runtime is also timed
+against the float model in ONNX Runtime, so its speedup is honest about both baselines.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 
 from autoquant._warnings import quietly
 from autoquant.engine.compile import compile_module
+from autoquant.engine.ort import OrtModule, export_onnx
 from autoquant.engine.quantized import QuantizedModel
 from autoquant.measure.latency import Timing, example_batch, measure_latency
 from autoquant.measure.result import Metrics, make_metrics, serialized_size
@@ -70,6 +72,8 @@ class FloatReference:
             validation data, whatever ``data`` is).
         compiled: The float model compiled on ``example`` (made when a candidate deployed
             compiled, or the compiled baseline, first needs it; not pickled).
+        onnx: The float model exported to ONNX Runtime (made when a candidate that runs in
+            ONNX Runtime first needs it; not pickled).
         confidence: Confidence mode: each score also carries the one-sided upper bound of
             its drop at this confidence (``Metrics.drop_upper``), which feasibility uses.
     """
@@ -82,6 +86,7 @@ class FloatReference:
     size_bytes: int
     example: Any
     compiled: nn.Module | None = dataclasses.field(default=None, repr=False, compare=False)
+    onnx: nn.Module | None = dataclasses.field(default=None, repr=False, compare=False)
     confidence: float | None = None
 
     @classmethod
@@ -103,12 +108,14 @@ class FloatReference:
         return cls(task, scenario, data, **known)
 
     def __getstate__(self) -> dict:
-        # A compiled module does not cross processes; an isolated worker compiles its own.
-        return {**self.__dict__, "compiled": None}
+        # A compiled module does not cross processes; an isolated worker compiles its own (and
+        # exports its own ONNX float model: an ONNX Runtime session does not pickle either).
+        return {**self.__dict__, "compiled": None, "onnx": None}
 
     def deploy(self, candidate: nn.Module) -> dict[str, nn.Module]:
-        """The models ``candidate`` is timed with: ``float`` (eager), itself, and ``compiled
-        float`` when the candidate deploys compiled or the baseline is compiled float.
+        """The models ``candidate`` is timed with: ``float`` (eager), itself, ``compiled
+        float`` when the candidate deploys compiled or the baseline is compiled float, and
+        ``onnx float`` when the candidate runs in ONNX Runtime.
 
         A candidate deployed through torch.compile is compiled here, on this reference's
         example and threads, before it is scored: what runs is what is scored.
@@ -122,6 +129,10 @@ class FloatReference:
             if self.compiled is None:
                 self.compiled, _ = compile_module(self.task.model, self.example, threads=threads)
             models["compiled float"] = self.compiled
+        if runs_in_onnx_runtime(candidate):
+            if self.onnx is None:
+                self.onnx = export_onnx(self.task.model, self.example)
+            models["onnx float"] = self.onnx
         return models
 
     def score(self, candidate: nn.Module) -> Scored:
@@ -184,6 +195,11 @@ def measure(
     return metrics[0] if single else metrics
 
 
+def runs_in_onnx_runtime(model: nn.Module) -> bool:
+    """Whether ``model`` (a ``QuantizedModel`` or a module) runs in an ONNX Runtime session."""
+    return isinstance(getattr(model, "module", model), OrtModule)
+
+
 def _metrics(
     model: nn.Module, score: Scored, timings: dict[str, Timing], key: str, ref: FloatReference
 ) -> Metrics:
@@ -191,6 +207,8 @@ def _metrics(
     compiled = isinstance(model, QuantizedModel) and model.needs_compile
     if compiled or ref.scenario.baseline == "compiled":
         own["compiled float"] = timings["compiled float"]
+    if runs_in_onnx_runtime(model):
+        own["onnx float"] = timings["onnx float"]
     return make_metrics(
         score.accuracy,
         ref.accuracy,

@@ -32,7 +32,9 @@ class Metrics:
     ``speedup`` is float latency / candidate latency (above 1 is faster), where the float
     model is the scenario's baseline, ``reference``: ``float`` (eager) or ``compiled float``.
     Where compile is involved (the candidate or the baseline is compiled) both figures are
-    kept: ``speedup_vs_eager`` and ``speedup_vs_compiled``. ``compile_seconds`` is what the
+    kept: ``speedup_vs_eager`` and ``speedup_vs_compiled``; a candidate that runs in ONNX
+    Runtime also has ``speedup_vs_onnx_float``, against the float model in ONNX Runtime, timed
+    in the same interleaved run. ``compile_seconds`` is what the
     candidate's first compilation took. ``flips`` counts the examples whose top-1 class differs
     from the float model's (``count_flips``; None unless the task is single-label
     classification and the data came in the same order), and ``output_sqnr_db`` how closely
@@ -55,6 +57,7 @@ class Metrics:
     reference: str = "float"
     speedup_vs_eager: float | None = None
     speedup_vs_compiled: float | None = None
+    speedup_vs_onnx_float: float | None = None
     flips: int | None = None
     output_sqnr_db: float | None = None
     metric: str = "top1"  # the task's metric ``accuracy`` holds
@@ -113,10 +116,12 @@ def make_metrics(
     upper: DropInterval | None = None,
 ) -> Metrics:
     """Metrics from ``timings`` of ``float``, ``candidate`` and (optionally) ``compiled
-    float``; the speedup is against the scenario's baseline, the drop on ``metric``'s scale."""
+    float`` and ``onnx float``; the speedup is against the scenario's baseline, the drop on
+    ``metric``'s scale."""
     candidate = timings["candidate"].median_ms
     baseline = timings[scenario.reference].median_ms
     compiled = timings.get("compiled float")
+    onnx = timings.get("onnx float")
     speedups = speedup_interval(
         timings[scenario.reference].samples_ms, timings["candidate"].samples_ms
     )
@@ -137,6 +142,7 @@ def make_metrics(
         reference=scenario.reference,
         speedup_vs_eager=timings["float"].median_ms / candidate if compiled else None,
         speedup_vs_compiled=compiled.median_ms / candidate if compiled else None,
+        speedup_vs_onnx_float=onnx.median_ms / candidate if onnx else None,
         flips=flips,
         output_sqnr_db=output_sqnr_db,
         metric=metric.name,

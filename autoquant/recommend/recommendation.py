@@ -438,6 +438,8 @@ def recommend(
         against += f" ({chosen.metrics.speedup_vs_compiled:.2f}x compiled float)"
     elif chosen.metrics.speedup_vs_eager is not None and scenario.baseline == "compiled":
         against += f" ({chosen.metrics.speedup_vs_eager:.2f}x eager float)"
+    if chosen.metrics.speedup_vs_onnx_float is not None:
+        against += f" ({chosen.metrics.speedup_vs_onnx_float:.2f}x float in ONNX Runtime)"
     explanation = (
         f"Recommended: {_describe(chosen.config)}. In the final head-to-head timing it runs "
         f"{chosen.metrics.speedup:.2f}x{_speedup_note(chosen.metrics)} the speed of {against} at "

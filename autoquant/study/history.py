@@ -25,7 +25,7 @@ from autoquant.tracking.record import FEATURE_PARAM_PREFIX, run_metric, tagged
 
 _METHODS = sorted(available_methods())
 _BACKENDS = ["x86", "fbgemm", "qnnpack", "onednn"]
-_ACT = ["minmax", "moving_average_minmax", "histogram"]
+_ACT = ["minmax", "moving_average_minmax", "histogram", "percentile"]
 
 
 def config_features(config: QuantConfig) -> list[float]:
@@ -37,6 +37,8 @@ def config_features(config: QuantConfig) -> list[float]:
         float(config.weight_observer == "per_channel_minmax"),
         float(config.qscheme == "symmetric"),
         float(config.reduce_range),
+        float(config.activation_dtype == "qint8"),
+        float(config.weight_dtype == "quint8"),
         float(len(config.keep_float)),
         float(config.compile != "off"),
     ]
@@ -186,8 +188,10 @@ def space_configs(space: SearchSpace) -> list[QuantConfig]:
             space.weight_observers,
             space.qschemes,
             space.reduce_range,
+            space.activation_dtypes,
+            space.weight_dtypes,
         )
-        for backend, act, weight, qscheme, reduce_range in grid:
+        for backend, act, weight, qscheme, reduce_range, act_dtype, weight_dtype in grid:
             if "qscheme" in impl.uses and backend == "onednn":
                 qscheme = "symmetric"
             config = QuantConfig(
@@ -197,6 +201,8 @@ def space_configs(space: SearchSpace) -> list[QuantConfig]:
                 weight_observer=weight,
                 qscheme=qscheme,
                 reduce_range=reduce_range,
+                activation_dtype=act_dtype,
+                weight_dtype=weight_dtype,
                 calibration_batches=max(space.calibration_batches),
                 qat_epochs=space.qat_epochs[0],
                 qat_lr=space.qat_lr[0],

@@ -46,7 +46,7 @@ class SearchOptions:
     Attributes:
         budget: Largest drop allowed: ``"1pt"`` (points), ``"1%"`` (relative) or a Budget.
         space: A built-in space name (``default``, ``cnn``, ``transformer``, ``mobile``,
-            ``quick``), a YAML path or a SearchSpace.
+            ``quick``, ``onnx``, ``runtimes``), a YAML path or a SearchSpace.
         objective: ``latency`` (fastest), ``size`` (smallest) or ``pareto`` (latency, size
             and drop together).
         scenario: Batch size and threads the latency is measured for (``bs1-t1``,

@@ -23,7 +23,12 @@ import yaml
 from autoquant.engine.backends import BACKENDS
 from autoquant.engine.config import QuantConfig
 from autoquant.engine.methods import available_methods, get_method
-from autoquant.engine.observers import ACTIVATION_OBSERVERS, QSCHEMES, WEIGHT_OBSERVERS
+from autoquant.engine.observers import (
+    ACTIVATION_OBSERVERS,
+    INT8_DTYPES,
+    QSCHEMES,
+    WEIGHT_OBSERVERS,
+)
 from autoquant.errors import ConfigError
 
 LAYER_MODES = ("none", "per_layer", "ranked")
@@ -40,6 +45,8 @@ class SearchSpace:
     weight_observers: tuple[str, ...] = tuple(WEIGHT_OBSERVERS)
     qschemes: tuple[str, ...] = ("affine",)
     reduce_range: tuple[bool, ...] = (True,)
+    activation_dtypes: tuple[str, ...] = ("quint8",)
+    weight_dtypes: tuple[str, ...] = ("qint8",)
     calibration_batches: tuple[int, ...] = (8,)
     qat_epochs: tuple[int, ...] = (1,)
     qat_lr: tuple[float, float] = (1e-4, 1e-4)
@@ -72,14 +79,7 @@ class SearchSpace:
             allowed = [b for b in self.backends if b not in get_method(method).unsupported_backends]
             # The backend choices differ per method, and Optuna wants fixed choices per name.
             fields["backend"] = trial.suggest_categorical(f"backend[{method}]", allowed)
-        if "activation_observer" in uses:
-            fields["activation_observer"] = trial.suggest_categorical(
-                "activation_observer", list(self.activation_observers)
-            )
-        if "weight_observer" in uses:
-            fields["weight_observer"] = trial.suggest_categorical(
-                "weight_observer", list(self.weight_observers)
-            )
+        self._choose(trial, fields, uses, ("activation_observer", "weight_observer"))
         if "qscheme" in uses:
             # oneDNN takes symmetric weights only: no choice to make there.
             fields["qscheme"] = (
@@ -87,14 +87,12 @@ class SearchSpace:
                 if fields.get("backend") == "onednn"
                 else trial.suggest_categorical("qscheme", list(self.qschemes))
             )
-        if "reduce_range" in uses:
-            fields["reduce_range"] = trial.suggest_categorical(
-                "reduce_range", list(self.reduce_range)
-            )
-        if "calibration_batches" in uses:
-            fields["calibration_batches"] = trial.suggest_categorical(
-                "calibration_batches", list(self.calibration_batches)
-            )
+        self._choose(
+            trial,
+            fields,
+            uses,
+            ("reduce_range", "activation_dtype", "weight_dtype", "calibration_batches"),
+        )
         if "qat_epochs" in uses:
             fields["qat_epochs"] = trial.suggest_categorical("qat_epochs", list(self.qat_epochs))
             low, high = self.qat_lr
@@ -106,6 +104,18 @@ class SearchSpace:
         if "keep_float" in uses:
             fields["keep_float"] = self._suggest_float_layers(trial, layers, sensitive_first)
         return QuantConfig(**fields)
+
+    def _choose(self, trial, fields: dict, uses, names: Sequence[str]) -> None:
+        """One categorical choice per field of ``names`` the method uses, among this space's
+        values for it (the field's plural, e.g. ``weight_dtypes``)."""
+        for name in names:
+            if name in uses:
+                fields[name] = trial.suggest_categorical(name, list(self.values_of(name)))
+
+    def values_of(self, field: str) -> tuple:
+        """This space's choices for the config field ``field``."""
+        plural = field if field in ("reduce_range", "calibration_batches") else f"{field}s"
+        return getattr(self, plural)
 
     def compile_skipped(self, method: str) -> str | None:
         """Why this space's ``compile: inductor`` does not apply to ``method`` (None if it
@@ -148,6 +158,8 @@ class SearchSpace:
             "activation_observer": self.activation_observers,
             "weight_observer": self.weight_observers,
             "reduce_range": self.reduce_range,
+            "activation_dtype": self.activation_dtypes,
+            "weight_dtype": self.weight_dtypes,
             "qat_epochs": self.qat_epochs,
         }
         if "backend" in uses:
@@ -254,6 +266,8 @@ class _SpaceReader:
         "weight_observers",
         "qschemes",
         "reduce_range",
+        "activation_dtypes",
+        "weight_dtypes",
         "calibration_batches",
         "compile",
         "qat",
@@ -312,6 +326,10 @@ class _SpaceReader:
         )
         fields["qschemes"] = self.choices(data, "qschemes", list(QSCHEMES), ["affine"])
         fields["reduce_range"] = self.choices(data, "reduce_range", [True, False], [True])
+        fields["activation_dtypes"] = self.choices(
+            data, "activation_dtypes", list(INT8_DTYPES), ["quint8"]
+        )
+        fields["weight_dtypes"] = self.choices(data, "weight_dtypes", list(INT8_DTYPES), ["qint8"])
         fields["calibration_batches"] = self.int_list(data, "calibration_batches", [8])
         if isinstance(data.get("compile"), list):
             # YAML 1.1 reads a bare `off` as false: take it as the word the user wrote

@@ -102,6 +102,7 @@ TRIAL_RUN_METRICS = {
     "mcnemar_p": "McNemar's exact p-value on the top-1 answers it changed",
     "speedup_vs_eager": "its speedup against eager float (when compiled)",
     "speedup_vs_compiled": "its speedup against compiled float (when compiled)",
+    "speedup_vs_onnx_float": "its speedup against float in ONNX Runtime (ONNX Runtime methods)",
     "flips": "the examples whose answer differs from float's (class outputs)",
     "output_sqnr_db": "how closely its outputs follow float's (finite values only)",
     "quantize_seconds": "time spent quantizing, calibrating, fine-tuning",

@@ -12,6 +12,8 @@ def test_json_round_trip_keeps_every_field():
         weight_observer="minmax",
         qscheme="symmetric",
         reduce_range=False,
+        activation_dtype="qint8",
+        weight_dtype="quint8",
         keep_float=("fc", "block1.*"),
         calibration_batches=3,
         qat_epochs=2,
@@ -37,7 +39,9 @@ def test_keep_float_list_becomes_tuple():
     [
         ("method", "int3", "must be one of"),
         ("backend", "tpu", "must be one of ['x86', 'fbgemm', 'qnnpack', 'onednn']"),
-        ("activation_observer", "percentile", "must be one of"),
+        ("activation_observer", "entropy", "must be one of"),
+        ("activation_dtype", "int8", "must be one of ['quint8', 'qint8']"),
+        ("weight_dtype", "qint4", "must be one of ['quint8', 'qint8']"),
         ("weight_observer", "histogram", "must be one of"),
         ("qscheme", "asymmetric", "must be one of"),
         ("reduce_range", "yes", "must be a bool"),
@@ -79,6 +83,12 @@ def test_canonical_resets_what_the_method_ignores():
 def test_label_is_scannable():
     assert QuantConfig(method="static_int8", backend="x86").label() == "static_int8 x86 histogram"
     assert QuantConfig(method="fp32").label() == "fp32"
+    # an int8 type off the default is named, for the methods that take it
+    onnx = QuantConfig(method="ort_static_int8", activation_dtype="qint8", weight_dtype="quint8")
+    assert onnx.label() == "ort_static_int8 histogram act:qint8 weight:quint8"
+    assert QuantConfig(method="static_int8", activation_dtype="qint8").label() == (
+        "static_int8 x86 histogram"  # torch's kernels take quint8 activations: not a choice
+    )
     assert QuantConfig(method="dynamic_int8", keep_float=("fc",)).label() == (
         "dynamic_int8 x86 float:1"
     )

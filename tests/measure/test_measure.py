@@ -235,3 +235,31 @@ def test_a_torch_ao_model_keeps_its_engine_when_timed_beside_an_onnx_model(mlp_t
     x = mlp_task.validation_data[0][0]
     latency.measure_latency({"a": fbgemm, "b": in_onnx}, x, 1, budget_s=0.05, min_rounds=3)
     assert used == ["fbgemm"]
+
+
+def test_an_onnx_runtime_candidate_is_also_timed_against_float_in_onnx_runtime(
+    transformer_task, monkeypatch
+):
+    pytest.importorskip("onnxruntime")
+    import autoquant.measure.compare as compare
+
+    timed = []
+    original = compare.measure_latency
+    monkeypatch.setattr(
+        compare,
+        "measure_latency",
+        lambda models, *a, **k: timed.append(set(models)) or original(models, *a, **k),
+    )
+    reference = FloatReference.of(transformer_task, Scenario(batch_size=1, threads=1))
+    in_onnx = transformer_task.build(QuantConfig(method="ort_dynamic_int8"))
+    in_torch = transformer_task.build(QuantConfig(method="dynamic_int8"))
+    both = measure([in_onnx, in_torch], reference, timing=compare.QUICK_TIMING)
+    # one interleaved run: eager float, the ONNX float model, both candidates
+    assert timed == [{"float", "onnx float", "0", "1"}]
+    assert both[0].speedup_vs_onnx_float > 0
+    assert both[1].speedup_vs_onnx_float is None  # torch's kernels: eager float is the baseline
+    # the float model is exported once per reference and the run's figures agree
+    exported = reference.onnx
+    assert measure(in_onnx, reference, timing=compare.QUICK_TIMING).speedup_vs_onnx_float > 0
+    assert reference.onnx is exported
+    assert reference.__getstate__()["onnx"] is None  # a session does not cross processes

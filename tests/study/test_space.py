@@ -92,6 +92,29 @@ def test_conditional_dimensions():
     assert {c.method for c in configs} == set(load_space("default").methods)
 
 
+def test_the_int8_types_are_searched_only_where_a_method_takes_them():
+    pytest.importorskip("onnxruntime")
+    space = parse_space(
+        "methods: [static_int8, ort_static_int8, ort_dynamic_int8]\n"
+        "activation_dtypes: [quint8, qint8]\nweight_dtypes: [qint8, quint8]\n"
+    )
+    assert space.activation_dtypes == ("quint8", "qint8")
+    assert space.weight_dtypes == ("qint8", "quint8")
+    configs, params = sample(space, 40)
+    taken = {"static_int8": set(), "ort_static_int8": {"activation_dtype", "weight_dtype"}}
+    taken["ort_dynamic_int8"] = {"weight_dtype"}
+    for config, p in zip(configs, params, strict=True):
+        assert {"activation_dtype", "weight_dtype"} & set(p) == taken[config.method]
+        if config.method == "static_int8":
+            assert (config.activation_dtype, config.weight_dtype) == ("quint8", "qint8")
+    picked = {
+        (c.activation_dtype, c.weight_dtype) for c in configs if c.method == "ort_static_int8"
+    }
+    assert len(picked) == 4  # every pair was tried
+    with pytest.raises(ConfigError, match=r"the key 'weight_dtypes' must be a non-empty list"):
+        parse_space("methods: [fp32]\nweight_dtypes: [int4]", source="bad.yaml")
+
+
 def test_ranked_mode_keeps_the_k_most_sensitive_layers():
     configs, params = sample(load_space("default"), 40)
     for config, p in zip(configs, params, strict=True):

@@ -305,15 +305,21 @@ def test_onnx_runtime_trials_run_inside_a_real_search(transformer_task):
     pytest.importorskip("onnxruntime")
     space = parse_space(
         "methods: [ort_fp32, ort_dynamic_int8, ort_static_int8]\nbackends: [x86]\n"
-        "activation_observers: [minmax, histogram]\ncalibration_batches: [2]\n",
+        "activation_observers: [minmax, histogram, percentile]\ncalibration_batches: [2]\n"
+        "activation_dtypes: [quint8, qint8]\nweight_dtypes: [qint8, quint8]\n",
         name="onnx-runtime",
     )
     rec = search(transformer_task, "1pt", space, n_trials=8, seed=0, **quiet())
     measured = {r.config.method: r for r in rec.records if r.metrics}
     assert set(measured) == {"ort_fp32", "ort_dynamic_int8", "ort_static_int8"}
-    # timed in the session against eager float, sized by the ONNX file
+    # timed in the session against eager float and float in ONNX Runtime, sized by the ONNX file
     assert all(r.metrics.speedup > 0 for r in measured.values())
+    assert all(r.metrics.speedup_vs_onnx_float > 0 for r in measured.values())
     assert measured["ort_fp32"].metrics.size_ratio == pytest.approx(1.0, abs=0.05)
     assert measured["ort_dynamic_int8"].metrics.size_ratio < 0.6
     assert rec.config.method.startswith("ort_") or rec.config.method == "fp32"
     assert rec.feasible and rec.metrics.drop_points <= 1.0
+    if rec.config.method.startswith("ort_"):
+        # the final round's figure (on the test data), beside the one against eager float
+        final = rec.test_metrics.speedup_vs_onnx_float
+        assert f"({final:.2f}x float in ONNX Runtime)" in rec.explanation

@@ -27,6 +27,9 @@ ENGINE = "onnxruntime"
 #: The ONNX operators a PyTorch layer becomes (Linear: MatMul or Gemm; Conv: Conv; LSTM).
 LAYER_OPS = ("MatMul", "Gemm", "Conv", "LSTM")
 
+#: autoquant's int8 types (``activation_dtype``, ``weight_dtype``) as ONNX Runtime's QuantType.
+QUANT_TYPES = {"quint8": "QUInt8", "qint8": "QInt8"}
+
 _SCOPES = "pkg.torch.onnx.name_scopes"
 
 

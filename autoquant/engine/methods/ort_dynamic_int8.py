@@ -2,7 +2,7 @@
 time (MatMulInteger, ConvInteger) on the chosen layers."""
 
 from autoquant.engine.methods import register_method
-from autoquant.engine.methods._ort import OrtMethod, gemm_as_matmul
+from autoquant.engine.methods._ort import QUANT_TYPES, OrtMethod, gemm_as_matmul
 
 
 @register_method
@@ -15,7 +15,7 @@ class OrtDynamicInt8(OrtMethod):
         "ONNX Runtime quantize_dynamic: int8 weights, activations quantized at run time; "
         "Linear and Conv layers, run in ONNX Runtime."
     )
-    uses = frozenset({"weight_observer", "reduce_range", "keep_float"})
+    uses = frozenset({"weight_observer", "reduce_range", "weight_dtype", "keep_float"})
 
     def transform(self, proto, config, *, nodes, folder, **_):
         import onnx
@@ -32,6 +32,6 @@ class OrtDynamicInt8(OrtMethod):
             nodes_to_quantize=sorted(nodes),
             per_channel=config.weight_observer == "per_channel_minmax",
             reduce_range=config.reduce_range,
-            weight_type=QuantType.QInt8,
+            weight_type=getattr(QuantType, QUANT_TYPES[config.weight_dtype]),
         )
         return onnx.load(out)

@@ -5,15 +5,18 @@ import contextlib
 import io
 
 from autoquant.engine.methods import register_method
-from autoquant.engine.methods._ort import OrtMethod, feed_reader
+from autoquant.engine.methods._ort import QUANT_TYPES, OrtMethod, feed_reader
+from autoquant.engine.observers import PERCENTILE
 
 #: The activation observers as ONNX Runtime's calibration methods. ``histogram`` is Entropy:
 #: both pick a clipping range from a histogram of the activations (torch by the quantization
-#: error, ONNX Runtime by the KL divergence); moving averages are MinMax's own option.
+#: error, ONNX Runtime by the KL divergence); moving averages are MinMax's own option;
+#: ``percentile`` is Percentile at the same share of values as torch's ``PercentileObserver``.
 CALIBRATION = {
     "minmax": ("MinMax", {}),
     "moving_average_minmax": ("MinMax", {"CalibMovingAverage": True}),
     "histogram": ("Entropy", {}),
+    "percentile": ("Percentile", {"CalibPercentile": PERCENTILE}),
 }
 
 
@@ -46,7 +49,7 @@ class OrtStaticInt8(OrtMethod):
     quantized_as = ("static", "qint8")
     summary = (
         "ONNX Runtime quantize_static (QDQ): int8 weights and activations calibrated on the "
-        "calibration data (MinMax or Entropy); run in ONNX Runtime."
+        "calibration data (MinMax, Entropy or Percentile); run in ONNX Runtime."
     )
     uses = frozenset(
         {
@@ -54,6 +57,8 @@ class OrtStaticInt8(OrtMethod):
             "weight_observer",
             "qscheme",
             "reduce_range",
+            "activation_dtype",
+            "weight_dtype",
             "keep_float",
             "calibration_batches",
         }
@@ -81,9 +86,8 @@ class OrtStaticInt8(OrtMethod):
                 nodes_to_exclude=float_nodes,
                 per_channel=config.weight_observer == "per_channel_minmax",
                 reduce_range=config.reduce_range,
-                # unsigned activations, signed weights: the pairing ONNX Runtime's x86 kernels take
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
+                activation_type=getattr(QuantType, QUANT_TYPES[config.activation_dtype]),
+                weight_type=getattr(QuantType, QUANT_TYPES[config.weight_dtype]),
                 calibrate_method=getattr(CalibrationMethod, method),
                 extra_options={"ActivationSymmetric": config.qscheme == "symmetric", **options},
             )

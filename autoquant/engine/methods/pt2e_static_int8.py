@@ -9,6 +9,7 @@ lowers those patterns to int8 oneDNN kernels on x86. The backend picks the quant
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from autoquant.engine.layers import quantizable_layers
 from autoquant.engine.methods import register_method
@@ -28,6 +29,22 @@ _OBSERVER_NAMES = {
     "histogram": "HistogramObserver",
 }
 
+
+@functools.cache
+def _percentile_observer():
+    """torchao's HistogramObserver with the range cut at percentiles, as
+    ``autoquant.engine.observers.PercentileObserver`` does for torch.ao."""
+    from torchao.quantization.pt2e.observer import HistogramObserver
+
+    from autoquant.engine import observers
+
+    class PercentileObserver(HistogramObserver):
+        def _non_linear_param_search(self):
+            return observers.percentile_range(self.histogram, self.min_val, self.max_val)
+
+    return PercentileObserver
+
+
 _NOT_X86_QUANTIZER = (
     "torchao's PT2E has no quantizer for this engine; use 'x86' (X86InductorQuantizer, the "
     "oneDNN/fbgemm int8 kernels through Inductor) or 'qnnpack' (XNNPACKQuantizer)"
@@ -38,7 +55,11 @@ def _activation_config(base, config):
     """``base`` (a quantizer's QuantizationConfig) with the activation observer of ``config``."""
     from torchao.quantization.pt2e import observer
 
-    ctr = getattr(observer, _OBSERVER_NAMES[config.activation_observer]).with_args(eps=2**-12)
+    name = config.activation_observer
+    observer_class = (
+        _percentile_observer() if name == "percentile" else getattr(observer, _OBSERVER_NAMES[name])
+    )
+    ctr = observer_class.with_args(eps=2**-12)
     act = dataclasses.replace(base.input_activation, observer_or_fake_quant_ctr=ctr)
     return dataclasses.replace(base, input_activation=act, output_activation=act)
 

@@ -25,6 +25,7 @@ def inputs_of(task, batches=2):
         ("transformer_task", "ort_dynamic_int8", "minmax"),
         ("mlp_task", "ort_dynamic_int8", "minmax"),  # Linear on 2-D inputs: Gemm nodes
         ("cnn_task", "ort_static_int8", "histogram"),
+        ("cnn_task", "ort_static_int8", "percentile"),
         ("mlp_task", "ort_static_int8", "minmax"),
         ("cnn_task", "ort_fp16", "minmax"),
     ],
@@ -45,6 +46,51 @@ def test_int8_and_fp16_in_onnx_runtime_convert_the_chosen_layers_and_keep_accura
     assert score > float_score - 0.03
     # the ONNX model with int8 (float16) weights is smaller than the float one
     assert serialized_size(quantized) < 0.6 * serialized_size(task.model)
+
+
+def int8_types(model) -> dict[str, set[str]]:
+    """The element types in ``model``'s ONNX graph of its activations' zero points (static) and
+    of its quantized weights (static and dynamic)."""
+    graph = onnx.load_from_string(model.module.onnx_bytes).graph
+    stored = {i.name: onnx.TensorProto.DataType.Name(i.data_type) for i in graph.initializer}
+    found = {"activations": set(), "weights": set()}
+    for node in graph.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] not in stored:
+            found["activations"].add(stored[node.input[2]])
+        # (a bias is stored in int32 whatever the types: it is left out)
+        if node.op_type == "DequantizeLinear" and stored.get(node.input[0], "INT32") != "INT32":
+            found["weights"].add(stored[node.input[0]])
+        if node.op_type == "MatMulInteger" and node.input[1] in stored:
+            found["weights"].add(stored[node.input[1]])
+    return found
+
+
+@pytest.mark.parametrize(
+    ("method", "activation_dtype", "weight_dtype", "expected"),
+    [
+        ("ort_static_int8", "quint8", "qint8", {"activations": {"UINT8"}, "weights": {"INT8"}}),
+        ("ort_static_int8", "qint8", "qint8", {"activations": {"INT8"}, "weights": {"INT8"}}),
+        ("ort_static_int8", "quint8", "quint8", {"activations": {"UINT8"}, "weights": {"UINT8"}}),
+        ("ort_dynamic_int8", "quint8", "quint8", {"activations": set(), "weights": {"UINT8"}}),
+    ],
+)
+def test_the_int8_types_in_the_graph_are_the_ones_asked_for(
+    method, activation_dtype, weight_dtype, expected, transformer_task
+):
+    config = QuantConfig(
+        method=method,
+        activation_observer="minmax",
+        activation_dtype=activation_dtype,
+        weight_dtype=weight_dtype,
+        calibration_batches=2,
+    )
+    quantized = transformer_task.build(config)
+    assert int8_types(quantized) == expected
+    float_score, _ = score_and_answers(
+        transformer_task.model, transformer_task.test_data, transformer_task
+    )
+    score, _ = score_and_answers(quantized, transformer_task.test_data, transformer_task)
+    assert score > float_score - 0.03
 
 
 def test_layers_kept_in_float_stay_float_in_the_onnx_graph(transformer_task):
