@@ -413,22 +413,24 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from autoquant.measure.inspect import inspect
     from autoquant.recommend.prior import Candidate, best_estimate, estimate, prior_candidates
     from autoquant.report.tables import format_table
+    from autoquant.study.space import load_space
 
     started = time.perf_counter()
     budget = Budget.parse(args.budget)
     scenario = get_scenario(args.scenario)
     task = _task_for(args)
-    report = inspect(task.model, example_batch(task.validation_data, 1, task))
+    # the space says which runtimes are candidates (ONNX Runtime only where it holds them)
+    space = load_space(args.space)
+    report = inspect(task.model, example_batch(task.validation_data, 1, task), space.methods)
     candidates = prior_candidates(
         report, budget, target=args.target, batch_size=scenario.batch_size
     )
     if args.from_history:
         from autoquant.study.history import alternate, history_candidates
-        from autoquant.study.space import load_space
 
         ranked, studies = history_candidates(
             report.features,
-            load_space(args.space),
+            space,
             budget,
             tracking_uri=args.tracking_uri,
             exclude_model=task.model_name,
@@ -605,7 +607,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rank with a model learned from past studies in MLflow",
     )
-    recommend.add_argument("--space", default="default", help="space the history ranks in")
+    recommend.add_argument(
+        "--space",
+        default="default",
+        help="space the candidates come from ('runtimes' or 'onnx' adds ONNX Runtime's) and the "
+        "history ranks in",
+    )
     recommend.add_argument("--tracking-uri", help="MLflow store with the past studies")
 
     worker = _verb(verbs, "worker", cmd_worker, [common])

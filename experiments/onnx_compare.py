@@ -40,6 +40,7 @@ from autoquant.measure import (  # noqa: E402
     score_and_answers,
     serialized_size,
 )
+from autoquant.measure.uncertainty import speedup_interval  # noqa: E402
 from autoquant.recommend.recipes import FINAL_ROUND_RECIPES  # noqa: E402
 from autoquant.tasks import digits_task  # noqa: E402
 from autoquant.tracking.tracker import machine_info  # noqa: E402
@@ -124,6 +125,7 @@ def compare(
                 "vs_eager": eager / ms,
                 "vs_ort_float": ort_float / ms,
                 "size": serialized_size(model) / float_size,
+                "samples": timings[label].samples_ms,
             }
         )
     return {
@@ -141,17 +143,22 @@ def compare(
 
 def target(rows: list[dict]) -> str:
     """Whether the last search's pick (the both-runtimes search by default) holds the budget on
-    test and runs faster than ONNX Runtime float and than every recipe that holds it."""
+    test and runs faster than ONNX Runtime float and than every recipe that holds it: faster
+    beyond the noise, the low end of the 95 % interval of its speedup over each (from the
+    paired rounds of the one timing) above 1."""
     pick = rows[-1]
     rivals = [r for r in rows if "recipe" in r["candidate"] and r["holds"]]
     rivals += [r for r in rows if r["candidate"] == "ONNX Runtime float"]
-    beaten = [r for r in rivals if r["ms"] > pick["ms"]]
-    verdict = "met" if pick["holds"] and len(beaten) == len(rivals) else "not met"
-    faster = [f"{r['candidate']} ({r['vs_eager']:.2f}x)" for r in rivals if r not in beaten]
+    verdicts = []
+    for rival in rivals:
+        low, high = speedup_interval(rival["samples"], pick["samples"]) or (0.0, 0.0)
+        verdicts.append((rival, low > 1.0, f"{rival['candidate']}: {low:.2f}-{high:.2f}x"))
+    met = pick["holds"] and all(faster for _, faster, _ in verdicts)
     return (
-        f"{verdict}: {pick['candidate']} at {pick['vs_eager']:.2f}x eager float, "
-        f"{'holds' if pick['holds'] else 'breaks'} the budget on test ({pick['drop']:.2f})"
-        + (f"; as fast or faster: {', '.join(faster)}" if faster else "")
+        f"{'met' if met else 'not met'}: {pick['candidate']} at {pick['vs_eager']:.2f}x eager "
+        f"float, {'holds' if pick['holds'] else 'breaks'} the budget on test "
+        f"({pick['drop']:.2f}); its speedup over each rival (95 % interval): "
+        + "; ".join(text for _, _, text in verdicts)
     )
 
 
@@ -171,7 +178,8 @@ def markdown(results: list[dict], argv: list[str], seconds: float) -> str:
         "Runtime), `runtimes` space (both in one search). The ONNX recipe is "
         "`quantize_dynamic(model, out, ['MatMul'])` with its defaults; the PyTorch recipes are "
         "the final round's plain ones. 'Target': whether the last search's pick holds the "
-        "budget and runs faster than ONNX Runtime float and every recipe that holds it.",
+        "budget and runs faster than ONNX Runtime float and every recipe that holds it, beyond "
+        "the noise (the low end of the 95 % interval of its speedup over each above 1).",
     ]
     for result in results:
         lines += [

@@ -207,3 +207,26 @@ def test_recommend_command_suggests_for_the_scenario(capsys):
     assert main(["recommend", "cnn", "--scenario", "bs64-t2"]) == 0
     out = capsys.readouterr().out
     assert "pt2e_static_int8" in out and "at bs64-t2" in out
+
+
+def test_onnx_runtime_candidates_lead_at_one_example_and_follow_at_throughput(
+    cnn_task, transformer_task
+):
+    pytest.importorskip("onnxruntime")
+    found = candidates_for(transformer_task)
+    # (the digits transformer is tiny: eager float comes first, as for every tiny model)
+    assert methods(found)[:3] == [("fp32", "x86"), ("ort_dynamic_int8", "x86"), ("ort_fp32", "x86")]
+    dynamic = found[1]
+    assert dynamic.config.reduce_range is False and "5.7" in dynamic.reason
+    conv = next(c for c in candidates_for(cnn_task) if c.config.method != "fp32")
+    assert conv.config.method == "ort_static_int8" and conv.config.reduce_range is False
+    # at 64 examples per call PyTorch's int8 won: ONNX Runtime's come after
+    throughput = methods(candidates_for(cnn_task, batch_size=64))
+    assert throughput[0] == ("pt2e_static_int8", "x86")
+    assert throughput[-1] == ("ort_fp32", "x86")
+    assert "ort_fp32" not in [m for m, _ in methods(candidates_for(cnn_task, target="mobile"))]
+    # a space without ONNX Runtime's methods: the model is not even exported, none is proposed
+    report = inspect(cnn_task.model, cnn_task.validation_data[0][0][:1], ["fp32", "static_int8"])
+    assert not any(
+        c.config.method.startswith("ort_") for c in prior_candidates(report, Budget(1.0))
+    )
