@@ -179,8 +179,9 @@ def prior_candidates(
                 "cannot hold the budget.",
             )
         )
-    # ONNX Runtime's candidates lead where they won (experiments/ONNX.md): all of them at one
-    # example per call, its dynamic int8 of Linear models at any batch; the rest follow
+    # ONNX Runtime's candidates lead where they won (experiments/ONNX*.md): all of them at one
+    # example per call, its dynamic int8 of Linear models at any batch (at 64 measured on
+    # MiniLM with torch's kernels held to AVX2 only); the rest follow
     onnx = [] if mobile else _onnx_runtime(report, keep, keep_reason)
     lead = [c for c in onnx if not throughput or c.config.method == "ort_dynamic_int8"]
     candidates = lead + candidates + [c for c in onnx if c not in lead]
@@ -216,8 +217,9 @@ def _onnx_runtime(report: ModelReport, keep: tuple[str, ...], keep_reason: str) 
                     keep_float=keep,
                 ),
                 "ONNX Runtime's static int8 (QDQ, Entropy calibration, per-channel weights, full "
-                "range) ran the digits CNN 5.4x eager float at one example per call, 1.2x its "
-                "own float model (experiments/ONNX.md)." + (f" {keep_reason}." if keep else ""),
+                "range) ran the zoo's resnet18 15x eager float at one example per call, where "
+                "PyTorch's best reached 8.8x (experiments/ONNX-native-resnet18.md)."
+                + (f" {keep_reason}." if keep else ""),
             )
         )
     if f["linear_share"] + f["recurrent_share"] >= 0.5 and "ort_dynamic_int8" in report.methods:
@@ -229,9 +231,9 @@ def _onnx_runtime(report: ModelReport, keep: tuple[str, ...], keep_reason: str) 
                     reduce_range=False,
                 ),
                 "ONNX Runtime's dynamic int8 of every Linear (full range): on all-MiniLM-L6-v2 it "
-                "ran 3.9x eager float at one sentence per call and 3.0x at 64 on two threads, "
-                "within 1.8 points of cosine similarity, where its usual recipe (every MatMul, "
-                "attention's too) lost 5.7 (experiments/ONNX.md).",
+                "ran 4.0x eager float at one sentence per call within 1.8 points of cosine "
+                "similarity, where its usual recipe (every MatMul, attention's too) lost 5.7; at "
+                "64 on two threads 3.0x (experiments/ONNX-native-minilm.md, ONNX-minilm.md).",
             )
         )
     if "ort_fp32" in report.methods:
@@ -239,8 +241,8 @@ def _onnx_runtime(report: ModelReport, keep: tuple[str, ...], keep_reason: str) 
             Candidate(
                 QuantConfig(method="ort_fp32"),
                 "The float model in ONNX Runtime loses nothing; at one example per call it ran "
-                "1.6x to 4.7x eager float on the digits models and 1.8x on all-MiniLM-L6-v2 "
-                "(experiments/ONNX.md).",
+                "1.7x eager float on all-MiniLM-L6-v2 and 4.3x on the zoo's resnet18 "
+                "(experiments/ONNX-native-*.md).",
             )
         )
     return found
