@@ -233,7 +233,8 @@ def _onnx_runtime(report: ModelReport, keep: tuple[str, ...], keep_reason: str) 
                 "ONNX Runtime's dynamic int8 of every Linear (full range): on all-MiniLM-L6-v2 it "
                 "ran 4.0x eager float at one sentence per call within 1.8 points of cosine "
                 "similarity, where its usual recipe (every MatMul, attention's too) lost 5.7; at "
-                "64 on two threads 3.0x (experiments/ONNX-native-minilm.md, ONNX-minilm.md).",
+                "64 on two threads 3.0x, measured so far with torch's kernels held to AVX2 "
+                "(experiments/ONNX-native-minilm.md, ONNX-minilm.md).",
             )
         )
     if "ort_fp32" in report.methods:
