@@ -57,18 +57,7 @@ def neighbours(
     the most sensitive in float; other layer modes do not step over layers.
     """
     uses = get_method(config.method).uses
-    values = {
-        "reduce_range": space.reduce_range,
-        "backend": space.backends,
-        "activation_observer": space.activation_observers,
-        "weight_observer": space.weight_observers,
-        "qscheme": space.qschemes,
-        "activation_dtype": space.activation_dtypes,
-        "weight_dtype": space.weight_dtypes,
-        "compile": space.compile,
-        "calibration_batches": space.calibration_batches,
-        "method": space.methods,
-    }
+    values = {field: space.values_of(field) for field in _FIELDS if field != "keep_float"}
     steps = []
     for field in _FIELDS:
         if field == "keep_float":

@@ -113,9 +113,10 @@ class SearchSpace:
                 fields[name] = trial.suggest_categorical(name, list(self.values_of(name)))
 
     def values_of(self, field: str) -> tuple:
-        """This space's choices for the config field ``field``."""
-        plural = field if field in ("reduce_range", "calibration_batches") else f"{field}s"
-        return getattr(self, plural)
+        """This space's choices for the config field ``field`` (its plural, e.g.
+        ``weight_dtypes``, or the same name, e.g. ``reduce_range``)."""
+        plural = f"{field}s"
+        return getattr(self, plural if hasattr(self, plural) else field)
 
     def compile_skipped(self, method: str) -> str | None:
         """Why this space's ``compile: inductor`` does not apply to ``method`` (None if it
@@ -154,14 +155,15 @@ class SearchSpace:
             return None
         uses = method.uses
         params: dict[str, Any] = {"method": config.method}
-        choices = {
-            "activation_observer": self.activation_observers,
-            "weight_observer": self.weight_observers,
-            "reduce_range": self.reduce_range,
-            "activation_dtype": self.activation_dtypes,
-            "weight_dtype": self.weight_dtypes,
-            "qat_epochs": self.qat_epochs,
-        }
+        chosen = (
+            "activation_observer",
+            "weight_observer",
+            "reduce_range",
+            "activation_dtype",
+            "weight_dtype",
+            "qat_epochs",
+        )
+        choices = {field: self.values_of(field) for field in chosen}
         if "backend" in uses:
             if config.backend not in self.backends or config.backend in method.unsupported_backends:
                 return None
