@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import onnxruntime
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments.pretrained
@@ -162,6 +164,29 @@ def target(rows: list[dict]) -> str:
     )
 
 
+ISA_ENV = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "FBGEMM_ENABLE_INSTRUCTIONS",
+)
+
+
+def kernels_line(capability: str) -> str:
+    """Which kernels torch ran: a held ISA favours ONNX Runtime, which picks its own by CPUID."""
+    held = [f"{name}={os.environ[name]}" for name in ISA_ENV if name in os.environ]
+    if held:
+        return (
+            f"**Kernels: torch held** ({' '.join(held)}; torch's CPU capability "
+            f"{capability}) while ONNX Runtime picks its own by CPUID: the comparison favours "
+            "ONNX Runtime."
+        )
+    return (
+        f"Kernels: the CPU's own ISA for both runtimes (torch's CPU capability {capability}, "
+        "no ISA variable set)."
+    )
+
+
 def markdown(results: list[dict], argv: list[str], seconds: float) -> str:
     info = machine_info()
     lines = [
@@ -170,7 +195,9 @@ def markdown(results: list[dict], argv: list[str], seconds: float) -> str:
         f"Produced by `python experiments/onnx_compare.py {' '.join(argv)}` on "
         f"{datetime.date.today()} in {seconds / 60:.0f} min; {info['machine.cpu']}, "
         f"{info['machine.cores']} cores; torch {torch.__version__}, autoquant "
-        f"{autoquant.__version__}.",
+        f"{autoquant.__version__}, onnxruntime {onnxruntime.__version__}.",
+        "",
+        kernels_line(info["machine.cpu_capability"]),
         "",
         "Per model and scenario, every row rebuilt and timed in one interleaved measurement; "
         "scores on the held-out test split; 'holds' is the budget on test. The searches "
