@@ -1,4 +1,4 @@
-"""What the ONNX Runtime methods share: the float model exported once per trial, the ONNX nodes
+"""What the ONNX Runtime methods share: the float model exported once per search, the ONNX nodes
 of each PyTorch layer, and the layer map read back from the quantized graph.
 
 ONNX Runtime quantizes an ONNX graph, not a torch module: the layers the search keeps in float
@@ -9,13 +9,16 @@ measured in the ONNX Runtime session it deploys in (``autoquant.engine.ort.OrtMo
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import torch
 from torch import nn
+from torch.utils import _pytree as pytree
 
 from autoquant.engine.methods.base import Method
 from autoquant.engine.ort import OrtModule, export_onnx, strip_metadata
@@ -120,6 +123,44 @@ def gemm_as_matmul(proto, names: set[str]):
     return result
 
 
+def _fingerprint(model: nn.Module, example) -> str | None:
+    """What the exported graph depends on: the model's class, its module tree and settings (its
+    repr), every weight and buffer, and the example's structure, shapes and dtypes. None where a
+    value cannot be read as bytes (then nothing is cached)."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(f"{type(model).__module__}.{type(model).__qualname__}\n{model!r}".encode())
+    try:
+        for name, tensor in model.state_dict(keep_vars=False).items():
+            flat = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+            digest.update(flat.view(torch.uint8).numpy().tobytes())
+    except (RuntimeError, TypeError):  # a quantized, sparse or meta tensor: no cache
+        return None
+    leaves, spec = pytree.tree_flatten(example)
+    shapes = [
+        (str(x.dtype), tuple(x.shape)) if isinstance(x, torch.Tensor) else repr(x) for x in leaves
+    ]
+    digest.update(f"{spec}{shapes}".encode())
+    return digest.hexdigest()
+
+
+#: The last float export (fingerprint, OrtModule): a search exports the same float model each
+#: trial; on all-MiniLM-L6-v2 (2 cores) the export took 3.9 s, the fingerprint 0.08 s. One
+#: entry bounds the memory.
+_LAST_EXPORT: list[tuple[str, OrtModule]] = []
+
+
+def exported_once(model: nn.Module, example) -> OrtModule:
+    """``export_onnx(model, example, keep_scopes=True)``, reused while the model's weights, its
+    structure and the example's shapes are the same (the trials of one search)."""
+    key = _fingerprint(model, example)
+    if key is not None and _LAST_EXPORT and _LAST_EXPORT[0][0] == key:
+        return _LAST_EXPORT[0][1]
+    exported = export_onnx(model, example, keep_scopes=True)
+    _LAST_EXPORT[:] = [(key, exported)] if key is not None else []
+    return exported
+
+
 @contextlib.contextmanager
 def _quiet_root_log() -> Iterator[None]:
     """ONNX Runtime's quantizer warns on the root logger that the graph was not pre-processed
@@ -172,7 +213,7 @@ class OrtMethod(Method):
     def quantize(self, model, config, *, layers, calibration_inputs, **_):
         import onnx
 
-        exported = export_onnx(model, calibration_inputs[0], keep_scopes=True)
+        exported = exported_once(model, calibration_inputs[0])
         proto = onnx.load_from_string(exported.onnx_bytes)
         nodes = layer_nodes(proto, layers)
         if self.quantized_as[0] != "float" and not nodes:

@@ -123,3 +123,37 @@ def test_without_onnxruntime_the_methods_are_left_out_with_what_to_install(mlp_t
     rec = search(mlp_task, "1pt", "onnx", n_trials=2, progress=False, log=lambda _: None)
     left_out = [n for n in rec.notes if n.startswith("ort_") and "autoquant[onnx]" in n]
     assert len(left_out) == 4 and {r.config.method for r in rec.records} == {"fp32"}
+
+
+def test_a_search_exports_the_float_model_once_and_again_when_a_weight_changes(
+    mlp_task, monkeypatch
+):
+    import copy
+
+    from autoquant import apply
+    from autoquant.engine.methods import _ort
+
+    exports = []
+    real_export = _ort.export_onnx
+
+    def counted_export(*args, **kwargs):
+        exports.append(1)
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(_ort, "export_onnx", counted_export)
+    monkeypatch.setattr(_ort, "_LAST_EXPORT", [])
+    x = inputs_of(mlp_task)
+    dynamic = mlp_task.build(QuantConfig(method="ort_dynamic_int8"))
+    static = mlp_task.build(QuantConfig(method="ort_static_int8"))
+    assert len(exports) == 1  # the second trial reused the first one's export
+    monkeypatch.setattr(_ort, "_LAST_EXPORT", [])
+    fresh = mlp_task.build(QuantConfig(method="ort_static_int8"))
+    assert len(exports) == 2
+    # the reused export quantizes to the very graph a fresh one does
+    assert static.module.onnx_bytes == fresh.module.onnx_bytes
+    changed = copy.deepcopy(mlp_task.model)
+    with torch.no_grad():
+        next(changed.parameters()).add_(0.5)
+    moved = apply(changed, QuantConfig(method="ort_dynamic_int8"), mlp_task.calibration_data)
+    assert len(exports) == 3  # new weights, new export
+    assert not torch.allclose(moved(x), dynamic(x))
