@@ -179,12 +179,11 @@ def prior_candidates(
                 "cannot hold the budget.",
             )
         )
-    # ONNX Runtime's candidates lead where they won (experiments/ONNX*.md): all of them at one
-    # example per call, its dynamic int8 of Linear models at any batch (at 64 measured on
-    # MiniLM with torch's kernels held to AVX2 only); the rest follow
+    # ONNX Runtime's candidates lead where they won (experiments/ONNX-native-*.md): at one
+    # example per call on every model measured; at 64 on two threads PyTorch's int8 won on
+    # MiniLM and the convolutional models, so there they follow
     onnx = [] if mobile else _onnx_runtime(report, keep, keep_reason)
-    lead = [c for c in onnx if not throughput or c.config.method == "ort_dynamic_int8"]
-    candidates = lead + candidates + [c for c in onnx if c not in lead]
+    candidates = candidates + onnx if throughput else onnx + candidates
     macs = math.exp(f["log_macs"])
     if macs < TINY_MACS:
         candidates.insert(
@@ -230,11 +229,11 @@ def _onnx_runtime(report: ModelReport, keep: tuple[str, ...], keep_reason: str) 
                     weight_observer="per_channel_minmax",
                     reduce_range=False,
                 ),
-                "ONNX Runtime's dynamic int8 of every Linear (full range): on all-MiniLM-L6-v2 it "
-                "ran 4.0x eager float at one sentence per call within 1.8 points of cosine "
-                "similarity, where its usual recipe (every MatMul, attention's too) lost 5.7; at "
-                "64 on two threads 3.0x, measured so far with torch's kernels held to AVX2 "
-                "(experiments/ONNX-native-minilm.md, ONNX-minilm.md).",
+                "ONNX Runtime's dynamic int8 of every Linear (per-channel weights, full range): "
+                "on all-MiniLM-L6-v2 it ran 4.0x eager float at one sentence per call within "
+                "1.8 points of cosine similarity, where its usual recipe (per-tensor weights) "
+                "lost 5.7; at 64 sentences on two threads 3.1x (experiments/ONNX-native-"
+                "minilm.md, ONNX-native-minilm-bs64.md).",
             )
         )
     if "ort_fp32" in report.methods:
