@@ -147,7 +147,7 @@ def target(rows: list[dict]) -> str:
     """Whether the last search's pick (the both-runtimes search by default) holds the budget on
     test and runs faster than ONNX Runtime float and than every recipe that holds it: faster
     beyond the noise, the low end of the 95 % interval of its speedup over each (from the
-    paired rounds of the one timing) above 1."""
+    paired rounds of the one timing) above 1. A pick of ONNX Runtime float itself is not."""
     pick = rows[-1]
     rivals = [r for r in rows if "recipe" in r["candidate"] and r["holds"]]
     rivals += [r for r in rows if r["candidate"] == "ONNX Runtime float"]
@@ -156,8 +156,12 @@ def target(rows: list[dict]) -> str:
         low, high = speedup_interval(rival["samples"], pick["samples"]) or (0.0, 0.0)
         verdicts.append((rival, low > 1.0, f"{rival['candidate']}: {low:.2f}-{high:.2f}x"))
     met = pick["holds"] and all(faster for _, faster, _ in verdicts)
+    # ONNX Runtime float itself (a few tenths of a percent apart, in one graph's two exports)
+    itself = pick["candidate"].endswith(": ort_fp32")
+    aside = " (ONNX Runtime float itself, not faster than it)" if itself else ""
     return (
-        f"{'met' if met else 'not met'}: {pick['candidate']} at {pick['vs_eager']:.2f}x eager "
+        f"{'met' if met and not itself else 'not met'}: {pick['candidate']}{aside} at "
+        f"{pick['vs_eager']:.2f}x eager "
         f"float, {'holds' if pick['holds'] else 'breaks'} the budget on test "
         f"({pick['drop']:.2f}); its speedup over each rival (95 % interval): "
         + "; ".join(text for _, _, text in verdicts)
