@@ -124,11 +124,16 @@ def gemm_as_matmul(proto, names: set[str]):
 
 
 def _fingerprint(model: nn.Module, example) -> str | None:
-    """What the exported graph depends on: the model's class, its module tree and settings (its
-    repr), every weight and buffer, and the example's structure, shapes and dtypes. None where a
-    value cannot be read as bytes (then nothing is cached)."""
+    """What the exported graph depends on: the model's class, its module tree (its repr), each
+    module's plain settings (flags, sizes, names), every weight and buffer, and the example's
+    structure, shapes and dtypes. None where a weight cannot be read as bytes (then nothing is
+    cached)."""
     digest = hashlib.blake2b(digest_size=20)
     digest.update(f"{type(model).__module__}.{type(model).__qualname__}\n{model!r}".encode())
+    plain = (bool, int, float, str, type(None), tuple)
+    for name, module in model.named_modules():
+        settings = sorted((k, repr(v)) for k, v in vars(module).items() if isinstance(v, plain))
+        digest.update(f"{name}:{settings}".encode())
     try:
         for name, tensor in model.state_dict(keep_vars=False).items():
             flat = tensor.detach().cpu().contiguous().reshape(-1)
@@ -145,7 +150,7 @@ def _fingerprint(model: nn.Module, example) -> str | None:
 
 
 #: The last float export (fingerprint, OrtModule): a search exports the same float model each
-#: trial; on all-MiniLM-L6-v2 (2 cores) the export took 3.9 s, the fingerprint 0.08 s. One
+#: trial; on all-MiniLM-L6-v2 (2 cores) the export took 4 to 9 s, the fingerprint 0.09 s. One
 #: entry bounds the memory.
 _LAST_EXPORT: list[tuple[str, OrtModule]] = []
 

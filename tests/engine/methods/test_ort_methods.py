@@ -157,3 +157,7 @@ def test_a_search_exports_the_float_model_once_and_again_when_a_weight_changes(
     moved = apply(changed, QuantConfig(method="ort_dynamic_int8"), mlp_task.calibration_data)
     assert len(exports) == 3  # new weights, new export
     assert not torch.allclose(moved(x), dynamic(x))
+    flagged = copy.deepcopy(mlp_task.model)
+    flagged.scale_inputs = True  # a setting forward could read: same weights, new export
+    apply(flagged, QuantConfig(method="ort_dynamic_int8"), mlp_task.calibration_data)
+    assert len(exports) == 4
