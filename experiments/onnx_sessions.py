@@ -3,11 +3,12 @@ without eager PyTorch among them: how far apart do identical sessions time?
 
 autoquant times an ONNX Runtime candidate interleaved with eager PyTorch float, in one process.
 Identical sessions should time alike; where they do not, the spread bounds how far an ONNX
-Runtime figure of that scenario can be trusted. Run it once as it is and once with
-``OMP_WAIT_POLICY=PASSIVE`` (torch's OpenMP threads then sleep as soon as they are idle) to see
-whether torch's threads are the cause.
+Runtime figure of that scenario can be trusted. Before autoquant pinned ONNX Runtime's worker
+threads (``autoquant.engine.ort.worker_affinities``) they spread by up to 1.7x beside eager
+PyTorch at two threads (``ONNX-sessions.md``; with ``OMP_WAIT_POLICY=PASSIVE``,
+``ONNX-sessions-passive.md``); pinned, ``ONNX-sessions-pinned.md``.
 
-    PYTHONPATH=. python experiments/onnx_sessions.py --out experiments/ONNX-sessions.md
+    PYTHONPATH=. python experiments/onnx_sessions.py --out experiments/ONNX-sessions-pinned.md
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autoquant.engine.ort import OrtModule, export_onnx  # noqa: E402
+from autoquant.engine.ort import OrtModule, export_onnx, worker_affinities  # noqa: E402
 from autoquant.measure import SCENARIOS, example_batch, measure_latency  # noqa: E402
 from autoquant.tasks import digits_task  # noqa: E402
 from autoquant.tracking.tracker import machine_info  # noqa: E402
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
         f"Produced by `python experiments/onnx_sessions.py {' '.join(argv)}` on "
         f"{datetime.date.today()}; {info['machine.cpu']}, {info['machine.cores']} cores, torch "
         f"{torch.__version__} ({info['machine.cpu_capability']}), onnxruntime "
-        f"{onnxruntime.__version__}; OMP_WAIT_POLICY {policy}.",
+        f"{onnxruntime.__version__}; OMP_WAIT_POLICY {policy}; ONNX Runtime's worker threads "
+        f"pinned at 2 threads: {worker_affinities(2) or 'no'}.",
         "",
         f"Median ms per call of {SESSIONS} sessions of the same float graph, timed in one "
         "interleaved measurement, without and with eager PyTorch float among them; "

@@ -9,6 +9,7 @@ itself. onnx and onnxruntime are optional: ``pip install 'autoquant[onnx]'``.
 from __future__ import annotations
 
 import copy
+import os
 import warnings
 from typing import Any
 
@@ -111,11 +112,30 @@ def export_onnx(model: nn.Module, example: Any, *, keep_scopes: bool = False) ->
     return OrtModule(proto.SerializeToString(), spec, tuple(kwargs))
 
 
+def worker_affinities(threads: int) -> str | None:
+    """ONNX Runtime's ``session.intra_op_thread_affinities`` for ``threads`` intra-op threads:
+    each of its ``threads - 1`` worker threads on a processor of its own, after the first this
+    process may use (ONNX Runtime numbers processors from 1 and leaves the calling thread
+    alone). None for one thread, or where the process may use fewer processors than threads.
+
+    Unpinned, the worker shared a core with the calling thread in some sessions while torch's
+    OpenMP threads had just run: identical sessions of the digits CNN at 64 per call on two
+    threads timed 0.52 to 0.88 ms beside eager PyTorch, 0.51 to 0.54 pinned
+    (experiments/ONNX-sessions.md). ONNX Runtime pins its workers itself when it picks the
+    thread count.
+    """
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if threads <= 1 or len(allowed) < threads:
+        return None
+    return ";".join(str(cpu + 1) for cpu in allowed[1:threads])
+
+
 def session_options(threads: int):
     """ONNX Runtime session options for ``threads`` intra-op threads (the scenario's).
 
     Spinning is off: an idle ORT thread pool otherwise keeps spinning after each call, on the
-    cores that the float model is timed on next in the interleaved rounds.
+    cores that the float model is timed on next in the interleaved rounds. The workers are
+    pinned (``worker_affinities``).
     """
     import onnxruntime as ort
 
@@ -124,6 +144,9 @@ def session_options(threads: int):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    affinities = worker_affinities(threads)
+    if affinities:
+        options.add_session_config_entry("session.intra_op_thread_affinities", affinities)
     options.log_severity_level = 3  # errors only: its graph warnings ask nothing of the user
     return options
 

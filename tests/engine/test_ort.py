@@ -3,13 +3,19 @@ with PyTorch on real data; saved beside a recommendation and loaded back."""
 
 import copy
 import json
+import os
 
 import pytest
 import torch
 
 from autoquant import QuantConfig, UnsupportedError, load
 from autoquant.engine.export import save
-from autoquant.engine.ort import export_onnx, output_difference
+from autoquant.engine.ort import (
+    export_onnx,
+    output_difference,
+    session_options,
+    worker_affinities,
+)
 from autoquant.measure import score_and_answers, serialized_size
 
 pytest.importorskip("onnxruntime")
@@ -45,6 +51,29 @@ def test_a_session_runs_on_the_threads_torch_is_set_to(mlp_task):
     finally:
         torch.set_num_threads(before)
     assert set(exported._sessions) == {1, 2}
+    # the two-thread session (its worker pinned where the machine allows) agrees with one thread
+    x = inputs_of(mlp_task, 2)
+    torch.set_num_threads(2)
+    try:
+        two = exported(x)
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(two, exported(x), rtol=1e-5, atol=1e-5)
+
+
+def test_worker_threads_are_pinned_one_per_processor_the_process_may_use(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0, 1, 2, 3}, raising=False)
+    # ONNX Runtime numbers processors from 1; the calling thread keeps the first, unpinned
+    assert (worker_affinities(1), worker_affinities(2), worker_affinities(4)) == (
+        None,
+        "2",
+        "2;3;4",
+    )
+    assert worker_affinities(5) is None  # more threads than processors: left to the system
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {4, 6}, raising=False)
+    assert worker_affinities(2) == "7"  # a restricted process: its own processors
+    options = session_options(2)
+    assert options.get_session_config_entry("session.intra_op_thread_affinities") == "7"
 
 
 class KeywordModel(torch.nn.Module):
