@@ -118,11 +118,11 @@ def worker_affinities(threads: int) -> str | None:
     process may use (ONNX Runtime numbers processors from 1 and leaves the calling thread
     alone). None for one thread, or where the process may use fewer processors than threads.
 
-    Unpinned, the worker shared a core with the calling thread in some sessions while torch's
-    OpenMP threads had just run: identical sessions of the digits CNN at 64 per call on two
-    threads timed 0.52 to 0.88 ms beside eager PyTorch, 0.51 to 0.54 pinned
-    (experiments/ONNX-sessions.md). ONNX Runtime pins its workers itself when it picks the
-    thread count.
+    After torch's OpenMP threads ran, identical sessions of the digits CNN at 64 per call on
+    two threads timed bimodally, as if a worker shared the calling thread's core: 0.55 to
+    0.92 ms unpinned, 0.55 to 0.72 ms pinned, 0.51 ms alone (experiments/ONNX-sessions*.md).
+    Pinning narrows that, it does not remove it. ONNX Runtime pins its workers itself when it
+    picks the thread count.
     """
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if threads <= 1 or len(allowed) < threads:
