@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["cnn", "transformer"])
     parser.add_argument("--scenarios", nargs="+", default=["bs1-t1", "bs64-t2"])
-    parser.add_argument("--out", type=Path, default=Path("experiments/ONNX-sessions.md"))
+    parser.add_argument("--out", type=Path, default=Path("experiments/ONNX-sessions-pinned.md"))
     args = parser.parse_args(argv)
     info = machine_info()
     policy = os.environ.get("OMP_WAIT_POLICY", "not set")
